@@ -1,0 +1,1 @@
+"""Gradient Lab's window: shows and asks; every number comes from `engine`."""

@@ -1,0 +1,53 @@
+"""Gradient Lab's engine: trains small deep networks step by step and measures everything.
+
+numpy + numba, no Qt. The public API:
+
+>>> import engine
+>>> session = engine.session_from_toml("resources/experiments/sigmoid_deep.toml")
+>>> snap = session.step(100)                 # an immutable Snapshot
+>>> snap.loss, snap.layer_grad_norm          # per-layer gradient norms, input side first
+>>> w, b = session.get_layer(0)              # numpy copies; set_layer(0, w, b) writes
+>>> loss, grads = session.loss_and_gradients(x, y)   # [(dW, db), ...] without stepping
+
+Configurations are frozen dataclasses (`ExperimentConfig`), read and written as TOML.
+Every choice is a registry (ACTIVATIONS, INITIALIZERS, OPTIMIZERS, SCHEDULES, LOSSES,
+DATASETS, CLIP_KINDS) whose keys are the names a configuration uses.
+"""
+
+from __future__ import annotations
+
+from engine import _jit  # noqa: F401  (sets numba's cache folder before numba loads)
+from engine.activations import ACTIVATIONS
+from engine.clipping import CLIP_KINDS
+from engine.config import ConfigError, ExperimentConfig
+from engine.config import load as load_config
+from engine.config import loads as config_from_toml_text
+from engine.config import save as save_config
+from engine.data import DATASETS, Dataset, make_dataset, read_csv
+from engine.initializers import INITIALIZERS
+from engine.losses import LOSSES
+from engine.optimizers import OPTIMIZERS, Optimizer
+from engine.schedules import SCHEDULES, lr_at, lr_curve
+from engine.session import TrainingSession
+from engine.snapshot import Divergence, EvalResult, Snapshot
+
+__version__ = "0.1.0"
+
+
+def session_from_dict(data: dict) -> TrainingSession:
+    """A session from a nested dict of settings (validated like a TOML file)."""
+    return TrainingSession(ExperimentConfig.from_dict(data))
+
+
+def session_from_toml(path) -> TrainingSession:
+    """A session from an experiment TOML file."""
+    return TrainingSession(load_config(path))
+
+
+__all__ = [
+    "ACTIVATIONS", "CLIP_KINDS", "DATASETS", "INITIALIZERS", "LOSSES", "OPTIMIZERS",
+    "SCHEDULES", "ConfigError", "Dataset", "Divergence", "EvalResult", "ExperimentConfig",
+    "Optimizer", "Snapshot", "TrainingSession", "config_from_toml_text", "load_config",
+    "lr_at", "lr_curve", "make_dataset", "read_csv", "save_config", "session_from_dict",
+    "session_from_toml",
+]
