@@ -1,17 +1,42 @@
-"""`python -m desktop_app`: starts the window (until it exists: a demo run on the command line)."""
+"""`python -m desktop_app`: start the window (optionally scripted: train, screenshot, quit).
+
+    python -m desktop_app --experiment FILE.toml --run-steps N --screenshot OUT.png --quit
+
+opens the window, trains N steps, saves a screenshot of the whole window and exits 0
+(non-zero on any error).
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
-from importlib import resources
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradient-lab", description="Gradient Lab's window.")
+    p.add_argument("experiment_file", nargs="?", help="experiment TOML file to open")
+    p.add_argument("--experiment", help="experiment TOML file to open")
+    p.add_argument("--run-steps", type=int, default=0, help="train this many steps at start")
+    p.add_argument("--screenshot", help="after --run-steps, save the window as this PNG")
+    p.add_argument("--quit", action="store_true", help="exit when the scripted run is done")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="scripted runs: give up (exit 3) after this many seconds")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.cli import main as engine_main
+    args = build_parser().parse_args(argv)
+    from desktop_app.app import run
 
-    demo = resources.files("resources.experiments").joinpath("spiral_tanh.toml")
-    with resources.as_file(demo) as path:
-        return engine_main(["run", str(path), *(argv if argv is not None else sys.argv[1:])])
+    path = args.experiment or args.experiment_file
+    return run(
+        experiment=Path(path) if path else None,
+        run_steps=args.run_steps,
+        screenshot=Path(args.screenshot) if args.screenshot else None,
+        quit_after=args.quit,
+        timeout=args.timeout,
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,25 @@ from engine.trainer import DIVERGENCE_WHAT, Opt, make_out, train_steps
 CHUNK = 256  # steps per jitted call (between chunks the caller may change settings)
 PROBE_ROWS = 512  # training points the layer probes look at
 # Sections that can change between steps; the others rebuild the run.
-HOT_SECTIONS = ("optimizer", "schedule", "clip", "regularization")
+HOT_SECTIONS = ("name", "description", "optimizer", "schedule", "clip", "regularization")
 HOT_RUN_FIELDS = ("batch_size", "eval_every", "steps")
+
+
+def fields_needing_reset(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+    """Sections (or run.* fields) that differ between two configurations and cannot change
+    while a run goes on: data, network, initialization, seeds."""
+    a, b = old.to_dict(), new.to_dict()
+    out = []
+    for section in sorted(set(a) | set(b)):
+        if section in HOT_SECTIONS or a.get(section) == b.get(section):
+            continue
+        if section == "run":
+            for key in sorted(set(a["run"]) | set(b["run"])):
+                if key not in HOT_RUN_FIELDS and a["run"].get(key) != b["run"].get(key):
+                    out.append(f"run.{key}")
+        else:
+            out.append(section)
+    return out
 
 
 class TrainingSession:
@@ -112,18 +129,7 @@ class TrainingSession:
     # -- changing settings ---------------------------------------------------------------
     def changes_need_reset(self, config: ExperimentConfig) -> list[str]:
         """The fields of `config` that differ from the current ones and need a reset."""
-        old, new = self._config.to_dict(), config.to_dict()
-        out = []
-        for section in set(old) | set(new):
-            if section in HOT_SECTIONS or old.get(section) == new.get(section):
-                continue
-            if section == "run":
-                for key in set(old["run"]) | set(new["run"]):
-                    if key not in HOT_RUN_FIELDS and old["run"].get(key) != new["run"].get(key):
-                        out.append(f"run.{key}")
-            else:
-                out.append(section)
-        return sorted(out)
+        return fields_needing_reset(self._config, config)
 
     def update_config(self, config: ExperimentConfig) -> None:
         """Apply settings that can change between steps (learning rate, optimizer and its

@@ -1,0 +1,396 @@
+"""The worker: one thread owns the training session; commands in, frames out.
+
+Commands reach the worker through a queue and are handled between short chunks of steps.
+Frames reach the window through a `Mailbox` that keeps the newest snapshot and every history
+row since the last read; the window drains it on a ~30 Hz timer. Rare events (compiling,
+errors, divergence) go to a `reporter` — Qt signals in the app, a plain recorder in tests.
+No Qt in this module.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from desktop_app.messages import (
+    Boundary,
+    Frame,
+    HistoryDelta,
+    RunInfo,
+    make_boundary,
+    make_delta,
+    make_run_info,
+)
+from engine.config import ExperimentConfig
+
+PUBLISH_INTERVAL = 1 / 30  # at most ~30 frames a second
+BOUNDARY_INTERVAL = 0.25  # the decision boundary is recomputed a few times a second
+CHUNK_SECONDS = 0.012  # at full speed, steps per engine call are sized to take about this
+MAX_SPEED = 0  # speed value meaning "as fast as the engine goes"
+
+
+class Reporter(Protocol):
+    def compiling(self, done: int, total: int, text: str) -> None: ...
+    def ready(self) -> None: ...
+    def errored(self, message: str) -> None: ...
+    def diverged(self, divergence: Any) -> None: ...
+    def paused(self) -> None: ...
+    def notice(self, message: str) -> None: ...
+
+
+class Mailbox:
+    """Thread-safe hand-over: the newest run info, snapshot and boundary, and all deltas."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._info: RunInfo | None = None
+        self._update: RunInfo | None = None
+        self._deltas: list[HistoryDelta] = []
+        self._snapshot = None
+        self._boundary: Boundary | None = None
+        self._sps = 0.0
+        self._running = False
+
+    def put_info(self, info: RunInfo) -> None:
+        """A new run: frames of the old one still waiting are dropped."""
+        with self._lock:
+            self._info = info
+            self._update = None
+            self._deltas.clear()
+            self._snapshot = None
+            self._boundary = None
+
+    def put(self, snapshot, delta: HistoryDelta, boundary: Boundary | None, sps: float,
+            running: bool) -> None:
+        with self._lock:
+            if len(delta) or len(delta.eval_steps):
+                self._deltas.append(delta)
+            self._snapshot = snapshot
+            if boundary is not None:
+                self._boundary = boundary
+            self._sps, self._running = sps, running
+
+    def put_update(self, info: RunInfo) -> None:
+        """Same run, changed settings (e.g. a new schedule): nothing is dropped."""
+        with self._lock:
+            self._update = info
+
+    def take_info(self) -> RunInfo | None:
+        """The new run's info, if a run was (re)built since the last call."""
+        with self._lock:
+            info, self._info = self._info, None
+            return info
+
+    def take_update(self) -> RunInfo | None:
+        with self._lock:
+            info, self._update = self._update, None
+            return info
+
+    def empty(self) -> bool:
+        with self._lock:
+            return self._snapshot is None and self._info is None and self._update is None
+
+    def take(self) -> Frame | None:
+        """Everything since the last take, or None if nothing arrived."""
+        with self._lock:
+            if self._snapshot is None:
+                return None
+            n_layers = len(self._snapshot.layer_names)
+            delta = HistoryDelta.concat(self._deltas) if self._deltas else \
+                HistoryDelta.empty(n_layers)
+            frame = Frame(self._snapshot, delta, self._boundary, self._sps, self._running)
+            self._deltas = []
+            self._snapshot = None
+            self._boundary = None
+            return frame
+
+
+@dataclass
+class _Published:
+    step: int = 0
+    eval_step: int = -1
+    time: float = 0.0
+    boundary_time: float = 0.0
+
+
+class WorkerLoop:
+    """The worker's logic: call `run()` on a thread; talk to it with the command methods."""
+
+    def __init__(self, config: ExperimentConfig, reporter: Reporter, mailbox: Mailbox,
+                 warm_up: bool = True):
+        self.reporter = reporter
+        self.mailbox = mailbox
+        self._config = config
+        self._warm_up = warm_up
+        self._commands: queue.Queue = queue.Queue()
+        self.session = None
+        self.info: RunInfo | None = None
+        self.running = False
+        self.speed = MAX_SPEED
+        self._pending_steps = 0
+        self._quit = False
+        self._chunk = 1
+        self._published = _Published()
+        self._sps = 0.0
+        self._rate_window: list[tuple[float, int]] = []
+        self._next_step_time = 0.0
+
+    # -- commands (any thread) -------------------------------------------------------------
+    def _send(self, name: str, payload: Any = None) -> None:
+        self._commands.put((name, payload))
+
+    def play(self) -> None:
+        self._send("play")
+
+    def pause(self) -> None:
+        self._send("pause")
+
+    def step(self, n: int = 1) -> None:
+        self._send("step", int(n))
+
+    def reset(self, config: ExperimentConfig | None = None) -> None:
+        self._send("reset", config)
+
+    def update_config(self, config: ExperimentConfig) -> None:
+        self._send("update", config)
+
+    def set_speed(self, steps_per_second: float) -> None:
+        self._send("speed", float(steps_per_second))
+
+    def rollback(self) -> None:
+        """Accept the last finite state after a divergence (training stays paused)."""
+        self._send("rollback")
+
+    def call(self, func) -> None:
+        """Run func(session) on the worker thread (exports, saves); errors are reported."""
+        self._send("call", func)
+
+    def quit(self) -> None:
+        self._send("quit")
+
+    # -- the loop (worker thread) --------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            if self._warm_up:
+                warm_up(self.reporter)
+            self._build(self._config)
+            self.reporter.ready()
+        except Exception as exc:  # a broken start must still leave a live window
+            self.reporter.errored(_describe(exc))
+        while not self._quit:
+            busy = self.session is not None and (self.running or self._pending_steps > 0)
+            self._handle_commands(block=not busy)
+            if self._quit:
+                break
+            if self.session is None or not (self.running or self._pending_steps > 0):
+                continue
+            try:
+                self._train_some()
+            except Exception as exc:
+                self.running = False
+                self._pending_steps = 0
+                self.reporter.errored(_describe(exc))
+                self._publish(force=True)
+
+    def _handle_commands(self, block: bool) -> None:
+        timeout = 0.05 if block else 0.0
+        while True:
+            try:
+                if timeout:
+                    name, payload = self._commands.get(timeout=timeout)
+                else:
+                    name, payload = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            timeout = 0.0
+            try:
+                self._handle(name, payload)
+            except Exception as exc:
+                self.reporter.errored(_describe(exc))
+            if self._quit:
+                return
+
+    def _handle(self, name: str, payload: Any) -> None:
+        if name == "quit":
+            self._quit = True
+        elif name == "play":
+            if self.session is not None and self.session.diverged:
+                self.reporter.notice("The run diverged: roll back or reset before playing.")
+                return
+            self.running = True
+            self._rate_window.clear()
+            self._next_step_time = time.perf_counter()
+        elif name == "pause":
+            self.running = False
+            self._pending_steps = 0
+            self._publish(force=True)
+            self.reporter.paused()
+        elif name == "step":
+            self.running = False
+            if self.session is not None and not self.session.diverged:
+                self._pending_steps += payload
+        elif name == "reset":
+            self.running = False
+            self._pending_steps = 0
+            self._build(payload or self._config)
+        elif name == "update":
+            self.session.update_config(payload)
+            self._config = payload
+            self.info = make_run_info(self.session)
+            self.mailbox.put_update(self.info)
+            self._publish(force=True)
+        elif name == "speed":
+            self.speed = payload
+            self._next_step_time = time.perf_counter()
+        elif name == "rollback":
+            self.session.clear_divergence()
+            self._publish(force=True)
+        elif name == "call":
+            payload(self.session)
+
+    def _build(self, config: ExperimentConfig) -> None:
+        from engine.session import TrainingSession
+
+        self._config = config
+        self.session = TrainingSession(config)
+        self.session.probe()
+        self.info = make_run_info(self.session)
+        self._published = _Published()
+        self._rate_window.clear()
+        self._sps = 0.0
+        self.mailbox.put_info(self.info)
+        self._publish(force=True)
+
+    def _train_some(self) -> None:
+        s = self.session
+        now = time.perf_counter()
+        if self._pending_steps > 0:
+            n = min(self._pending_steps, max(self._chunk, 1))
+        elif self.speed == MAX_SPEED:
+            n = self._chunk
+        else:
+            # paced: run the steps that are due, then wait (commands wake us)
+            due = int((now - self._next_step_time) * self.speed) + 1
+            if now < self._next_step_time:
+                self._handle_commands_for(self._next_step_time - now)
+                return
+            n = max(1, min(due, self._chunk))
+            self._next_step_time += n / self.speed
+            if self._next_step_time < now - 0.5:  # fell far behind: do not try to catch up
+                self._next_step_time = now
+        t0 = time.perf_counter()
+        before = s.step_count
+        snap = s.step(n)
+        elapsed = time.perf_counter() - t0
+        done = snap.step - before
+        if self._pending_steps > 0:
+            self._pending_steps = max(0, self._pending_steps - max(done, 1))
+        self._adapt_chunk(done, elapsed)
+        self._measure_rate(snap.step)
+        if snap.diverged:
+            self.running = False
+            self._pending_steps = 0
+            self._publish(force=True)
+            self.reporter.diverged(snap.divergence)
+            return
+        finished = not self.running and self._pending_steps == 0
+        self._publish(force=finished)
+
+    def _handle_commands_for(self, seconds: float) -> None:
+        deadline = time.perf_counter() + min(seconds, 0.05)
+        while not self._quit:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return
+            try:
+                name, payload = self._commands.get(timeout=left)
+            except queue.Empty:
+                return
+            try:
+                self._handle(name, payload)
+            except Exception as exc:
+                self.reporter.errored(_describe(exc))
+            return
+
+    def _adapt_chunk(self, done: int, elapsed: float) -> None:
+        if done <= 0 or elapsed <= 0:
+            return
+        per_step = elapsed / done
+        target = max(1, int(CHUNK_SECONDS / per_step))
+        self._chunk = max(1, min(4096, (self._chunk + target) // 2 if target < self._chunk
+                                 else target))
+
+    def _measure_rate(self, step: int) -> None:
+        now = time.perf_counter()
+        self._rate_window.append((now, step))
+        while len(self._rate_window) > 2 and now - self._rate_window[0][0] > 1.0:
+            self._rate_window.pop(0)
+        (t0, s0), (t1, s1) = self._rate_window[0], self._rate_window[-1]
+        self._sps = (s1 - s0) / (t1 - t0) if t1 > t0 else self._sps
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        p = self._published
+        if not force and now - p.time < PUBLISH_INTERVAL:
+            return
+        s = self.session
+        delta = make_delta(s, p.step, p.eval_step)
+        boundary = None
+        if force or now - p.boundary_time >= BOUNDARY_INTERVAL:
+            boundary = make_boundary(s, self.info)
+            p.boundary_time = now
+        running = self.running or self._pending_steps > 0
+        self.mailbox.put(s.snapshot(), delta, boundary, self._sps if running else 0.0, running)
+        p.step = s.step_count
+        if len(delta.eval_steps):
+            p.eval_step = int(delta.eval_steps[-1])
+        p.time = now
+
+
+def warm_up(reporter: Reporter) -> None:
+    """Compile (first start) or load (later starts) the engine's kernels, with progress."""
+    stages = [
+        ("Loading the engine", lambda: __import__("engine")),
+        ("Compiling the network kernels", _warm_build),
+        ("Compiling the training loop", lambda: _warm_session().step(1)),
+        ("Compiling evaluation and probes", lambda: _warm_session().probe()),
+    ]
+    total = len(stages)
+    for i, (text, func) in enumerate(stages):
+        reporter.compiling(i, total, text)
+        func()
+    reporter.compiling(total, total, "Ready")
+
+
+_WARM: dict[str, Any] = {}
+
+
+def _warm_session():
+    if "session" not in _WARM:
+        _warm_build()
+    return _WARM["session"]
+
+
+def _warm_build() -> None:
+    from engine.session import TrainingSession
+
+    config = ExperimentConfig.from_dict({
+        "data": {"dataset": "xor", "n_samples": 40},
+        "network": {"hidden_layers": 1, "width": 3, "loss": "bce", "batch_norm": True},
+        "run": {"batch_size": 8, "eval_every": 1},
+    })
+    _WARM["session"] = TrainingSession(config)
+
+
+def _describe(exc: BaseException) -> str:
+    from engine.config import ConfigError
+
+    if isinstance(exc, ConfigError | ValueError):
+        return str(exc)
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
