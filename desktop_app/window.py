@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
                  warm_up: bool = True):
         super().__init__()
         self.setWindowTitle("Gradient Lab")
-        self.resize(1500, 920)
+        self.resize(1600, 1000)
         self.config = config or ExperimentConfig()
         self.path = path
         self.ready = False
@@ -128,21 +128,25 @@ class MainWindow(QMainWindow):
             "decision": self.decision_view,
         }
         self.flow_view.layer_clicked.connect(self.inside_view.select_layer)
-        top = QSplitter(Qt.Orientation.Horizontal)
-        top.setObjectName("top_splitter")
-        for w in (self.loss_view, self.flow_view, self.decision_view):
-            top.addWidget(w)
-        bottom = QSplitter(Qt.Orientation.Horizontal)
-        bottom.setObjectName("bottom_splitter")
-        for w in (self.lr_view, self.inside_view):
-            bottom.addWidget(w)
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        # Three columns: training curves | gradient flow (three stacked plots, full height) |
+        # decision boundary over inside-the-network.
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.setObjectName("left_splitter")
+        left.addWidget(self.loss_view)
+        left.addWidget(self.lr_view)
+        left.setStretchFactor(0, 3)
+        left.setStretchFactor(1, 2)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.setObjectName("right_splitter")
+        right.addWidget(self.decision_view)
+        right.addWidget(self.inside_view)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("main_splitter")
-        self.splitter.addWidget(top)
-        self.splitter.addWidget(bottom)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.splitters = [top, bottom, self.splitter]
+        for w in (left, self.flow_view, right):
+            self.splitter.addWidget(w)
+        for i in range(3):
+            self.splitter.setStretchFactor(i, 1)
+        self.splitters = [left, right, self.splitter]
         self.banner = DivergenceBanner()
         self.banner.rollback_requested.connect(self.rollback)
         self.banner.lower_lr_requested.connect(self.lower_lr_and_rollback)

@@ -69,6 +69,12 @@ CACHE_DIR = configure_cache()
 
 import numba  # noqa: E402  (must come after the cache folder is set)
 
+# numba reads NUMBA_CACHE_DIR once, when it is first imported. If the host imported it
+# before us (pytest does, to resolve the NumbaPerformanceWarning filter in pyproject.toml),
+# the kernels would be cached beside the sources with numba's per-file staleness check,
+# and an edit to a callee in another file would run stale code: make numba re-read it.
+numba.core.config.reload_config()
+
 # Kernels assume valid, C-contiguous float64 arrays and never raise. fastmath without
 # 'nnan'/'ninf', so the divergence checks (x != x) are not optimized away; 'reassoc' lets
 # LLVM vectorize sums. error_model="numpy": x / 0 gives inf instead of raising, which also

@@ -54,6 +54,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.config import ConfigError, ExperimentConfig, set_dotted
     from engine.session import TrainingSession
 
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):  # before training
+        return _error(f"--out: cannot write a file at {str(out)!r}")
     try:
         config = config_io.load(args.experiment)
         if args.set:
@@ -95,9 +98,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary += f", train accuracy {ev.train_accuracy:.3f}"
         summary += f", validation accuracy {_fmt(ev.val_accuracy)}"
     print(summary)
-    if args.out:
-        write_history_csv(session, Path(args.out))
-        print(f"# history written to {args.out}")
+    if out is not None:
+        try:
+            write_history_csv(session, out)
+        except OSError as exc:
+            return _error(f"cannot write {str(out)!r}: {exc.strerror or exc}")
+        print(f"# history written to {out}")
     if snap.diverged:
         print(f"# {snap.divergence.message}")
         return 1
@@ -118,10 +124,11 @@ def write_history_csv(session, path: Path) -> None:
                 *[f"grad_w_{n}" for n in names], *[f"grad_b_{n}" for n in names],
                 *[f"update_ratio_{n}" for n in names]])
     for i in range(len(h)):
-        w.writerow([int(h.steps[i]), repr(h.loss[i]), repr(h.data_loss[i]), repr(h.lr[i]),
-                    repr(h.grad_norm[i]), repr(h.grad_norm_clipped[i]),
-                    *map(repr, h.grad_w[i]), *map(repr, h.grad_b[i]),
-                    *map(repr, h.update_ratio[i])])
+        # repr(float): the shortest text that reads back exactly (a numpy scalar's repr
+        # is "np.float64(...)", which no spreadsheet reads)
+        values = [h.loss[i], h.data_loss[i], h.lr[i], h.grad_norm[i], h.grad_norm_clipped[i],
+                  *h.grad_w[i], *h.grad_b[i], *h.update_ratio[i]]
+        w.writerow([int(h.steps[i]), *(repr(float(v)) for v in values)])
     atomic_write_bytes(path, buf.getvalue().encode())
 
 

@@ -376,8 +376,8 @@ def _from_dict(cls: type, data: Any, prefix: str) -> Any:
     if unknown:
         key = unknown[0]
         hint = difflib.get_close_matches(key, list(fields), n=1)
-        extra = f" (did you mean {prefix}{hint[0]!r}?)" if hint else ""
-        raise ConfigError(f"unknown field {prefix}{key!r} in {where}{extra}")
+        extra = f" (did you mean {prefix + hint[0]!r}?)" if hint else ""
+        raise ConfigError(f"unknown field {prefix + key!r} in {where}{extra}")
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]

@@ -106,29 +106,32 @@ class History:
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        # Capacities as growing row by row would have left them, so that the rows are
+        # thinned at the same steps as in the run that was saved (and stay <= max_rows).
         steps = np.asarray(state["steps"])
         self.__init__(self.n_layers, self.max_rows)
-        self._n = 0
         n = steps.size
-        while self._cap < n:
-            self._cap *= 2
+        while self._cap < n and self._cap < self.max_rows:
+            self._cap = min(self._cap * 2, self.max_rows)
         self._cap = max(self._cap, n)
         self._steps = np.zeros(self._cap, dtype=np.int64)
         self._steps[:n] = steps
         self._cols = {}
         for name in (*SCALARS, *PER_LAYER):
             col = np.asarray(state[f"col_{name}"])
-            shape = (self._cap, *col.shape[1:])
-            self._cols[name] = np.zeros(shape)
+            self._cols[name] = np.zeros((self._cap, *col.shape[1:]))
             self._cols[name][:n] = col
         self._n = n
+        eval_steps = np.asarray(state["eval_steps"], dtype=np.int64)
+        self._eval_n = eval_steps.size
+        size = self._eval_steps.size
+        while size < self._eval_n:
+            size *= 2
+        self._eval_steps = np.zeros(size, dtype=np.int64)
+        self._eval_steps[: self._eval_n] = eval_steps
         for name in EVAL_COLUMNS:
-            self._eval[name] = np.asarray(state[f"eval_{name}"], dtype=float).copy()
-        self._eval_steps = np.asarray(state["eval_steps"], dtype=np.int64).copy()
-        self._eval_n = self._eval_steps.size
-        if self._eval_n == 0:
-            self._eval_steps = np.zeros(64, dtype=np.int64)
-            self._eval = {k: np.zeros(64) for k in EVAL_COLUMNS}
+            self._eval[name] = np.zeros(size)
+            self._eval[name][: self._eval_n] = np.asarray(state[f"eval_{name}"], dtype=float)
 
 
 def _grow(a: np.ndarray, rows: int | None = None) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from engine import config as config_io
 from engine.config import ConfigError
 from engine.files import atomic_write_bytes
+from engine.snapshot import EvalResult
 
 FORMAT_VERSION = 1
 
@@ -84,8 +85,17 @@ def load_session_state(session, state: dict) -> None:
             "update_ratio": h.update_ratio[-1].copy(),
         }
     session.divergence = None
-    session.last_eval = None
-    session.evaluate()
+    # The latest evaluation comes from the saved history: evaluating again here would add
+    # a row the paused run never had, and the resumed history would differ from it.
+    h = session.history
+    if h.eval_steps.size:
+        session.last_eval = EvalResult(
+            int(h.eval_steps[-1]), float(h.eval_train_loss[-1]),
+            float(h.eval_train_accuracy[-1]), float(h.eval_val_loss[-1]),
+            float(h.eval_val_accuracy[-1]),
+        )
+    else:
+        session.evaluate()
     session.probe()
 
 
@@ -97,24 +107,42 @@ def save_session(session, path) -> None:
 
 
 def load_session(path):
-    """A TrainingSession restored from a file written by `save_session`."""
-    from engine.data import Dataset
-    from engine.session import TrainingSession
+    """A TrainingSession restored from a file written by `save_session`.
 
+    Anything wrong with the file (missing, not an archive, truncated, parts missing or of
+    the wrong shape) is a ConfigError that names the file.
+    """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):  # a plain .npy array, not an archive
+            raise ValueError("a single array, not an archive")
+        with archive:
             state = {k: archive[k] for k in archive.files}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ConfigError(f"{path}: not a Gradient Lab session file ({exc})") from None
+    try:
+        return _session_from_state(state)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except KeyError as exc:
+        raise ConfigError(f"{path}: not a Gradient Lab session file (missing {exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a Gradient Lab session file ({exc})") from None
+
+
+def _session_from_state(state: dict):
+    from engine.data import Dataset
+    from engine.session import TrainingSession
+
     missing = [k for k in ("format_version", "config_toml", "theta", "data_meta")
                if k not in state]
     if missing:
-        raise ConfigError(f"{path}: not a Gradient Lab session file (missing {missing[0]})")
+        raise ConfigError(f"not a Gradient Lab session file (missing {missing[0]})")
     if int(state["format_version"]) > FORMAT_VERSION:
-        raise ConfigError(f"{path}: written by a newer Gradient Lab (format "
+        raise ConfigError(f"written by a newer Gradient Lab (format "
                           f"{int(state['format_version'])})")
     config = config_io.loads(str(state["config_toml"]))
     meta = json.loads(str(state["data_meta"]))

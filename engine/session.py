@@ -21,6 +21,8 @@ from engine.schedules import lr_curve
 from engine.snapshot import Divergence, EvalResult, Snapshot, freeze
 from engine.trainer import DIVERGENCE_WHAT, Opt, make_out, train_steps
 
+KEEP_CHECKPOINTS = 4  # states kept (at evaluation steps) for rolling back after a blow-up
+CHECKPOINT_BYTES = 256 * 2**20  # ... fewer when the network is large
 CHUNK = 256  # steps per jitted call (between chunks the caller may change settings)
 PROBE_ROWS = 512  # training points the layer probes look at
 # Sections that can change between steps; the others rebuild the run.
@@ -96,7 +98,9 @@ class TrainingSession:
         self.last_probe: Probe | None = None
         self._last_row: dict[str, np.ndarray] | None = None
         self._lr_mult = self._multipliers()
+        self._saved: list[tuple] = []
         self.evaluate()
+        self._save_checkpoint()
 
     def _multipliers(self) -> np.ndarray:
         m = self._config.optimizer.layer_lr_multipliers
@@ -182,12 +186,15 @@ class TrainingSession:
     def _checkpoint(self) -> tuple:
         m, o = self.model, self.optimizer
         return (m.theta.copy(), o.s1.copy(), o.s2.copy(), int(o.t[0]), m.run_mean.copy(),
-                m.run_var.copy(), self._batch_rng.bit_generator.state, self._perm, self._pos)
+                m.run_var.copy(), self._batch_rng.bit_generator.state, self._perm, self._pos,
+                o.spec.name)
 
     def _restore(self, cp: tuple) -> None:
         m, o = self.model, self.optimizer
         m.theta[:], o.s1[:], o.s2[:] = cp[0], cp[1], cp[2]
         o.t[0] = cp[3]
+        if cp[9] != o.spec.name:  # the optimizer changed since: its state starts anew
+            o.reset_state()
         m.run_mean[:], m.run_var[:] = cp[4], cp[5]
         self._batch_rng.bit_generator.state = cp[6]
         self._perm, self._pos = cp[7], cp[8]
@@ -226,6 +233,54 @@ class TrainingSession:
             if self.step_count % every == 0:
                 self.evaluate()
                 self.probe()
+                self._save_checkpoint()
+        return self.snapshot()
+
+    # -- rolling back ------------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        loss = self.last_eval.train_loss if self.last_eval is not None else float("nan")
+        state = (self._checkpoint(), self.step_count, self.samples_seen, self._last_row, loss)
+        self._saved.append(state)
+        per = 5 * 8 * self.model.n_params + 1
+        keep = max(1, min(KEEP_CHECKPOINTS, CHECKPOINT_BYTES // per))
+        if len(self._saved) > keep + 2:
+            # keep the start and the best so far (sane states to go back to) and the newest
+            losses = [x[4] if x[4] == x[4] else float("inf") for x in self._saved]
+            best = int(np.argmin(losses[:-1]))
+            drop = next(i for i in range(1, len(self._saved)) if i != best)
+            del self._saved[drop]
+
+    def rollback_step(self) -> int:
+        """The step `rollback()` returns to: the newest kept state whose training loss was
+        finite and at most twice the best kept one (before the loss started to blow up)."""
+        best = float("inf")
+        choice = self._saved[0][1]
+        for _, step, _, _, loss in self._saved:
+            if loss == loss and loss < float("inf"):
+                best = min(best, loss)
+                if loss <= 2.0 * best:
+                    choice = step
+        return choice
+
+    def rollback(self, step: int | None = None) -> Snapshot:
+        """Go back to a kept state (default: `rollback_step()`) and clear a divergence.
+
+        States are kept at evaluation steps (every run.eval_every steps, the last few and the
+        first). The history after that step is forgotten.
+        """
+        target = self.rollback_step() if step is None else int(step)
+        matches = [s for s in self._saved if s[1] == target]
+        if not matches:
+            kept = [s[1] for s in self._saved]
+            raise ValueError(f"no state kept at step {target}; kept steps: {kept}")
+        cp, step_count, samples_seen, last_row, _ = matches[-1]
+        self._restore(cp)
+        self.step_count, self.samples_seen, self._last_row = step_count, samples_seen, last_row
+        self._saved = [s for s in self._saved if s[1] <= target]
+        self.history.truncate(step_count)
+        self.divergence = None
+        self.evaluate()
+        self.probe()
         return self.snapshot()
 
     def _record(self, done: int, out) -> None:
@@ -251,8 +306,6 @@ class TrainingSession:
             done2, out2 = self._run_chunk(step_in_chunk)
             assert done2 == step_in_chunk and out2.divergence[0] < 0
             self._record(done2, out2)
-        else:
-            self._batches(0)
         before = self._last_row or before
         names = self.layer_names
         what_name = DIVERGENCE_WHAT.get(what, "loss")
@@ -271,6 +324,7 @@ class TrainingSession:
             layer_grad_norms_before=freeze(layer_grads) if layer_grads is not None else None,
             learning_rate=float(self.lr_curve_range(self.step_count, 1)[0]),
             advice=ADVICE,
+            rollback_step=self.rollback_step(),
         )
 
     def clear_divergence(self) -> Snapshot:

@@ -38,6 +38,7 @@ class Divergence:
     layer_grad_norms_before: np.ndarray | None  # (n_layers,) at the last finite step
     learning_rate: float  # the rate the failing step would have used
     advice: tuple[str, ...]  # what usually helps
+    rollback_step: int = 0  # where TrainingSession.rollback() would go back to
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ from desktop_app import theme
 from desktop_app.messages import Frame, RunInfo
 from desktop_app.views.training import (
     LABEL_SIZE,
+    SUPERSCRIPT,
     export_plots,
     freeze_mouse,
     make_plot,
+    tick_font,
 )
 
 VANISH_RATIO = 1e-3  # a layer getting less than this share of the output layer's gradient
@@ -29,7 +31,6 @@ MAX_NEW_COLUMNS = HEATMAP_COLUMNS // 10  # per frame: the picture scrolls <= 1/1
 LEVEL_EVERY = 15  # frames between colour-level updates (~0.5 s at 30 Hz)
 STATE_COLORS = {"vanishing": theme.VANISHING, "healthy": theme.HEALTHY,
                 "exploding": theme.EXPLODING, "none": theme.MUTED}
-SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def log10_or_nan(values) -> np.ndarray:
@@ -38,6 +39,16 @@ def log10_or_nan(values) -> np.ndarray:
     out = np.full(v.shape, np.nan)
     ok = np.isfinite(v) & (v > 0)
     out[ok] = np.log10(v[ok])
+    return out
+
+
+def log10_for_colors(values) -> np.ndarray:
+    """log10 with 0 -> -inf and +inf -> +inf (drawn in the lowest and highest colour), NaN
+    and negative values -> NaN (drawn transparent)."""
+    v = np.asarray(values, dtype=np.float64)
+    out = log10_or_nan(v)
+    out[v == 0] = -np.inf
+    out[v == np.inf] = np.inf
     return out
 
 
@@ -119,7 +130,8 @@ class PooledColumns:
         return self._sum.shape[0]
 
     def add(self, steps: np.ndarray, values: np.ndarray) -> None:
-        """steps: (k,) increasing 1-based step numbers; values: (k, n_rows), NaN = missing."""
+        """steps: (k,) increasing 1-based step numbers; values: (k, n_rows), NaN = missing
+        (+-inf count: a block holding one averages to +-inf)."""
         steps = np.asarray(steps, dtype=np.int64)
         if steps.size == 0:
             return
@@ -134,8 +146,9 @@ class PooledColumns:
         if grow > 0:
             self._sum = np.concatenate([self._sum, np.zeros((grow, self.n_rows))])
             self._count = np.concatenate([self._count, np.zeros((grow, self.n_rows))])
-        ok = np.isfinite(values)
-        np.add.at(self._sum, blocks - self.first_block, np.where(ok, values, 0.0))
+        ok = ~np.isnan(values)
+        with np.errstate(invalid="ignore"):  # -inf + inf in one block: NaN, transparent
+            np.add.at(self._sum, blocks - self.first_block, np.where(ok, values, 0.0))
         np.add.at(self._count, blocks - self.first_block, ok.astype(np.float64))
         drop = self.n_columns - self.width
         if drop > 0:
@@ -149,7 +162,8 @@ class PooledColumns:
             cols = (self.first_block + np.arange(self.n_columns)) // 2 - first
             size = int(cols[-1]) + 1
             s, c = np.zeros((size, self.n_rows)), np.zeros((size, self.n_rows))
-            np.add.at(s, cols, self._sum)
+            with np.errstate(invalid="ignore"):
+                np.add.at(s, cols, self._sum)
             np.add.at(c, cols, self._count)
             self._sum, self._count, self.first_block = s, c, first
         self.stride *= 2
@@ -157,7 +171,8 @@ class PooledColumns:
     def image(self) -> np.ndarray:
         """(n_rows, n_columns) means, NaN where a column has no value for a row."""
         out = np.full(self._sum.shape, np.nan)
-        np.divide(self._sum, self._count, out=out, where=self._count > 0)
+        with np.errstate(invalid="ignore"):
+            np.divide(self._sum, self._count, out=out, where=self._count > 0)
         return np.ascontiguousarray(out.T)
 
     def x_span(self) -> tuple[float, float]:
@@ -199,7 +214,7 @@ class GradientFlowView(QWidget):
             pos=np.log10(UPDATE_RULE_OF_THUMB), angle=0,
             pen=theme.pen(theme.ACCENT, 1.5, Qt.PenStyle.DashLine),
             label="10⁻³ rule of thumb",
-            labelOpts={"position": 0.98, "color": theme.ACCENT, "anchors": [(1, 1), (1, 1)],
+            labelOpts={"position": 0.01, "color": theme.ACCENT, "anchors": [(0, 1), (0, 1)],
                        "fill": (255, 255, 255, 200)})
         self.ratio_plot.addItem(self.rule_line)
         freeze_mouse(self.ratio_plot.getPlotItem())
@@ -208,10 +223,15 @@ class GradientFlowView(QWidget):
         self.heatmap = pg.ImageItem(axisOrder="row-major")
         self.heatmap_plot.addItem(self.heatmap)
         self.colorbar = pg.ColorBarItem(values=self._levels, colorMap=pg.colormap.get("viridis"),
-                                        label="log10 ‖∇W‖", interactive=False, width=18)
+                                        interactive=False, width=18)
         self.colorbar.setImageItem(self.heatmap, insert_in=self.heatmap_plot.getPlotItem())
         self.colorbar.axis.setLabel("log10 ‖∇W‖", **{"font-size": LABEL_SIZE})
-        freeze_mouse(self.heatmap_plot.getPlotItem())
+        self.colorbar.axis.setStyle(tickFont=tick_font())
+        self.colorbar.axis.setWidth(80)  # room for "-0.5" and the label side by side
+        hm = self.heatmap_plot.getPlotItem()
+        freeze_mouse(hm)
+        hm.showGrid(x=False, y=False)
+        hm.getAxis("left").setStyle(textFillLimits=[(0, 1.0)])  # every layer gets its name
 
         for widget in (self.norm_plot, self.ratio_plot, self.heatmap_plot):
             widget.scene().sigMouseClicked.connect(self._on_scene_click)
@@ -258,7 +278,7 @@ class GradientFlowView(QWidget):
         self.norm_bars.setOpts(brushes=[STATE_COLORS[s] for s in verdict.states])
         d = frame.delta
         if len(d) and d.grad_layer.shape[1] == len(self._names):
-            self._columns.add(d.steps, log10_or_nan(d.grad_layer))
+            self._columns.add(d.steps, log10_for_colors(d.grad_layer))
             self._frames += 1
             self._show_heatmap()
 
@@ -326,9 +346,9 @@ class GradientFlowView(QWidget):
         finite = image[np.isfinite(image)]
         if finite.size == 0:
             return
-        lo, hi = np.floor(np.percentile(finite, 2)), np.ceil(np.percentile(finite, 98))
-        if hi - lo < 1:
-            hi = lo + 1
+        # whole half-decades, so that the colours do not flicker with every update
+        lo = np.floor(2 * np.percentile(finite, 2)) / 2
+        hi = max(np.ceil(2 * np.percentile(finite, 98)) / 2, lo + 1) + 0.0
         if (lo, hi) != self._levels:
             self._levels = (float(lo), float(hi))
             self.colorbar.setLevels(self._levels)
