@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
         self.banner = DivergenceBanner()
         self.banner.rollback_requested.connect(self.rollback)
         self.banner.lower_lr_requested.connect(self.lower_lr_and_rollback)
+        self.banner.keep_requested.connect(self.keep_last_finite)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -352,7 +353,12 @@ class MainWindow(QMainWindow):
     def rollback(self) -> None:
         self.banner.hide()
         self.worker.rollback()
-        self.show_message("Rolled back to the last finite state; change a setting and play.")
+        self.show_message("Rolled back to a state before the blow-up; change a setting and play.")
+
+    def keep_last_finite(self) -> None:
+        self.banner.hide()
+        self.worker.rollback(to_kept_state=False)
+        self.show_message("Kept the last finite state; change a setting before playing.")
 
     def lower_lr_and_rollback(self) -> None:
         lr = self.config.optimizer.learning_rate / 10
@@ -360,6 +366,7 @@ class MainWindow(QMainWindow):
         self.worker.rollback()
         self.apply_config(self.config.replace(**{"optimizer.learning_rate": lr}))
         self.controls.set_config(self.config)
+        self.show_message(f"Rolled back; learning rate now {lr:.3g}.")
 
     # -- settings ------------------------------------------------------------------------
     def apply_config(self, config: ExperimentConfig) -> None:

@@ -161,9 +161,10 @@ class WorkerLoop:
     def set_speed(self, steps_per_second: float) -> None:
         self._send("speed", float(steps_per_second))
 
-    def rollback(self) -> None:
-        """Accept the last finite state after a divergence (training stays paused)."""
-        self._send("rollback")
+    def rollback(self, to_kept_state: bool = True) -> None:
+        """After a divergence: back to the newest kept state before the blow-up, or (with
+        to_kept_state=False) accept the last finite state. Training stays paused."""
+        self._send("rollback", to_kept_state)
 
     def call(self, func) -> None:
         """Run func(session) on the worker thread (exports, saves); errors are reported."""
@@ -247,7 +248,13 @@ class WorkerLoop:
             self.speed = payload
             self._next_step_time = time.perf_counter()
         elif name == "rollback":
-            self.session.clear_divergence()
+            if payload:
+                self.session.rollback()
+                # the history was cut: the views start again from the kept state's history
+                self.mailbox.put_info(self.info)
+                self._published = _Published()
+            else:
+                self.session.clear_divergence()
             self._publish(force=True)
         elif name == "call":
             payload(self.session)
