@@ -83,7 +83,10 @@ class ScriptedRun:
         if self.screenshot is not None and code == 0:
             w = self.window
             w.drain()
-            self.app.processEvents()
+            settle = time.monotonic() + 0.4  # let deferred layouts and repaints finish
+            while time.monotonic() < settle:
+                self.app.processEvents()
+                time.sleep(0.02)
             if not w.grab().save(str(self.screenshot)):
                 print(f"error: could not write {self.screenshot}", file=sys.stderr)
                 self.exit_code = 1

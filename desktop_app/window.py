@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QSlider,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -40,6 +41,7 @@ from engine.session import fields_needing_reset
 
 DRAIN_MS = 33  # ~30 Hz
 MAX_RECENT = 8
+LAYOUT_VERSION = 5  # bump when the arrangement of views changes: old saved states are ignored
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, MAX_SPEED]
 
 
@@ -128,25 +130,33 @@ class MainWindow(QMainWindow):
             "decision": self.decision_view,
         }
         self.flow_view.layer_clicked.connect(self.inside_view.select_layer)
-        # Three columns: training curves | gradient flow (three stacked plots, full height) |
-        # decision boundary over inside-the-network.
-        left = QSplitter(Qt.Orientation.Vertical)
-        left.setObjectName("left_splitter")
-        left.addWidget(self.loss_view)
-        left.addWidget(self.lr_view)
-        left.setStretchFactor(0, 3)
-        left.setStretchFactor(1, 2)
+        # Three columns: loss (three stacked plots) | gradient flow (three stacked plots) |
+        # decision boundary and layer histograms as tabs, over the learning rate. Clicking a
+        # gradient bar opens that layer's histograms.
+        self.right_tabs = QTabWidget()
+        self.right_tabs.setObjectName("right_tabs")
+        self.right_tabs.addTab(self.decision_view, "Decision boundary")
+        self.right_tabs.addTab(self.inside_view, "Inside the network")
+        self.flow_view.layer_clicked.connect(
+            lambda _l: self.right_tabs.setCurrentWidget(self.inside_view)
+        )
         right = QSplitter(Qt.Orientation.Vertical)
         right.setObjectName("right_splitter")
-        right.addWidget(self.decision_view)
-        right.addWidget(self.inside_view)
+        right.addWidget(self.right_tabs)
+        right.addWidget(self.lr_view)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("main_splitter")
-        for w in (left, self.flow_view, right):
+        for w in (self.loss_view, self.flow_view, right):
             self.splitter.addWidget(w)
         for i in range(3):
             self.splitter.setStretchFactor(i, 1)
-        self.splitters = [left, right, self.splitter]
+        self.splitters = [right, self.splitter]
+        # default proportions (a saved layout replaces them); the gradient-flow plots need
+        # this much width for one labelled bar per layer
+        self.flow_view.setMinimumWidth(460)
+        self.loss_view.setMinimumWidth(380)
+        self.splitter.setSizes([420, 470, 490])
+        right.setSizes([600, 340])
         self.banner = DivergenceBanner()
         self.banner.rollback_requested.connect(self.rollback)
         self.banner.lower_lr_requested.connect(self.lower_lr_and_rollback)
@@ -532,18 +542,21 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         state = s.value("window_state")
         if state is not None:
-            self.restoreState(state)
+            self.restoreState(state, LAYOUT_VERSION)
         for splitter in self.splitters:
-            value = s.value(f"splitter/{splitter.objectName()}")
+            value = s.value(f"layout{LAYOUT_VERSION}/{splitter.objectName()}")
             if value is not None:
                 splitter.restoreState(value)
+            sizes = splitter.sizes()
+            if len(sizes) != splitter.count() or min(sizes, default=1) <= 0:
+                splitter.setSizes([1000] * splitter.count())  # a view was collapsed: even out
 
     def _save_settings(self) -> None:
         s = self._settings()
         s.setValue("geometry", self.saveGeometry())
-        s.setValue("window_state", self.saveState())
+        s.setValue("window_state", self.saveState(LAYOUT_VERSION))
         for splitter in self.splitters:
-            s.setValue(f"splitter/{splitter.objectName()}", splitter.saveState())
+            s.setValue(f"layout{LAYOUT_VERSION}/{splitter.objectName()}", splitter.saveState())
 
     def about(self) -> None:
         QMessageBox.about(self, "About Gradient Lab",

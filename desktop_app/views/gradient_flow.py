@@ -339,7 +339,9 @@ class GradientFlowView(QWidget):
         self.heatmap.setVisible(True)
         x0, x1 = cols.x_span()
         self.heatmap.setRect(QRectF(x0, -0.5, x1 - x0, cols.n_rows))
-        right = max(x1, x0 + HEATMAP_COLUMNS * cols.stride)
+        # the image fills the plot: the axis grows with training until the columns are full,
+        # then scrolls
+        right = max(x1, x0 + 10 * cols.stride)
         self.heatmap_plot.getPlotItem().setXRange(x0, right, padding=0)
 
     def _update_levels(self, image: np.ndarray) -> None:

@@ -433,7 +433,7 @@ class LearningRateView(QWidget):
         self.step_marker = pg.InfiniteLine(
             pos=0, angle=90, pen=theme.pen(theme.ACCENT, 1.5),
             label="step {value:.0f}",
-            labelOpts={"position": 0.92, "color": theme.ACCENT, "fill": (255, 255, 255, 200),
+            labelOpts={"position": 0.1, "color": theme.ACCENT, "fill": (255, 255, 255, 200),
                        "anchors": [(0, 0.5), (0, 0.5)]})
         self.step_marker.label.setFont(_font(TICK_POINT_SIZE))
         plot.addItem(self.step_marker, ignoreBounds=True)

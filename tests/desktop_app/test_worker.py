@@ -120,11 +120,13 @@ def test_reset_starts_again(worker):
     loop, _ = worker
     loop.step(10)
     wait_until(lambda: loop.session.step_count == 10)
+    loop.mailbox.take_info()
     loop.reset(SMALL.replace(**{"network.width": 4}))
-    wait_until(lambda: loop.session.model.layers()[0].n_out == 4)
+    infos = []
+    wait_until(lambda: infos.append(loop.mailbox.take_info()) or infos[-1] is not None)
+    assert infos[-1].layer_shapes[0] == (2, 4)
     assert loop.session.step_count == 0
-    info = loop.mailbox.take_info()
-    assert info.layer_shapes[0] == (2, 4)
+    assert loop.mailbox.take().snapshot.step == 0
 
 
 def test_divergence_is_reported_and_training_stops(worker):
