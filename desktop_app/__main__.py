@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # the worker process, in a frozen (PyInstaller) bundle
     args = build_parser().parse_args(argv)
     from desktop_app.app import run
 

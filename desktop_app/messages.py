@@ -93,6 +93,17 @@ class Frame:
     running: bool
 
 
+def merge_frames(frames: list[Frame]) -> Frame:
+    """One frame standing for several in a row: the newest snapshot and boundary, all the
+    history rows."""
+    if len(frames) == 1:
+        return frames[0]
+    last = frames[-1]
+    boundary = next((f.boundary for f in reversed(frames) if f.boundary is not None), None)
+    delta = HistoryDelta.concat([f.delta for f in frames])
+    return Frame(last.snapshot, delta, boundary, last.steps_per_second, last.running)
+
+
 # -- builders (called on the worker thread) --------------------------------------------------
 def make_run_info(session) -> RunInfo:
     ds = session.dataset

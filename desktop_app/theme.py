@@ -21,7 +21,7 @@ FONT_POINT_SIZE = 10
 
 def configure_pyqtgraph() -> None:
     """Global pyqtgraph options; call once before creating plots."""
-    pg.setConfigOptions(background=BACKGROUND, foreground=FOREGROUND, antialias=True,
+    pg.setConfigOptions(background=BACKGROUND, foreground=FOREGROUND, antialias=False,
                         imageAxisOrder="row-major")
 
 

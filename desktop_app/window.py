@@ -6,7 +6,6 @@ worker's mailbox on a ~30 Hz timer.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -30,16 +29,19 @@ from PySide6.QtWidgets import (
 
 from desktop_app.banner import DivergenceBanner
 from desktop_app.controls import ControlsPanel
+from desktop_app.messages import merge_frames
 from desktop_app.views.decision import DecisionView
 from desktop_app.views.gradient_flow import GradientFlowView
 from desktop_app.views.inside import InsideView
 from desktop_app.views.training import LearningRateView, LossView
-from desktop_app.worker import MAX_SPEED, Mailbox, WorkerLoop
+from desktop_app.worker import MAX_SPEED, Mailbox
+from desktop_app.worker_process import ProcessWorker
 from engine import config as config_io
 from engine.config import ConfigError, ExperimentConfig
 from engine.session import fields_needing_reset
 
 DRAIN_MS = 33  # ~30 Hz
+VIEWS_PER_TICK = 1  # while training, views take turns (see _show_due_views)
 MAX_RECENT = 8
 LAYOUT_VERSION = 5  # bump when the arrangement of views changes: old saved states are ignored
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, MAX_SPEED]
@@ -98,9 +100,11 @@ class MainWindow(QMainWindow):
         self.frames_drawn = 0
         self.frame_times: list[float] = []
         self.mailbox = Mailbox()
+        self._pending: dict[str, list] = {}
+        self._shown_at: dict[str, float] = {}
         self.signals = WorkerSignals()
-        self.worker = WorkerLoop(self.config, SignalReporter(self.signals), self.mailbox,
-                                 warm_up=warm_up)
+        self.worker = ProcessWorker(self.config, SignalReporter(self.signals), self.mailbox,
+                                    warm_up=warm_up)
         self._build_views()
         self._build_controls()
         self._build_toolbar()
@@ -109,9 +113,7 @@ class MainWindow(QMainWindow):
         self._connect_worker()
         self._restore_settings()
         self._update_title()
-        self.thread = threading.Thread(target=self.worker.run, name="gradient-lab-worker",
-                                       daemon=True)
-        self.thread.start()
+        self.worker.start()
         self.timer = QTimer(self)
         self.timer.setInterval(DRAIN_MS)
         self.timer.timeout.connect(self.drain)
@@ -295,16 +297,39 @@ class MainWindow(QMainWindow):
         if update is not None:
             self.info = update
             self.lr_view.set_planned(update.lr_curve)
+        if info is not None:
+            self._pending = {name: [] for name in self.views}
         frame = self.mailbox.take()
         if frame is not None and self.info is not None:
-            for view in self.views.values():
-                view.show_frame(frame)
+            for pending in self._pending.values():
+                pending.append(frame)
             self.last_snapshot = frame.snapshot
             self.frames_drawn += 1
             self._status(frame)
+        self._show_due_views(flush=frame is not None and not frame.running)
         self.frame_times.append(time.perf_counter() - t0)
         if len(self.frame_times) > 600:
             del self.frame_times[:300]
+
+    def _show_due_views(self, flush: bool) -> None:
+        """Hand each view the frames it has not seen, merged into one.
+
+        While training, painting every view at 30 Hz costs more than the GUI thread has on a
+        small machine (and starves the worker of the GIL), so each tick redraws the views
+        that waited longest, at most VIEWS_PER_TICK of them; when training stops, all views
+        catch up at once.
+        """
+        waiting = [(self._shown_at.get(n, 0.0), n) for n, p in self._pending.items() if p]
+        if not waiting:
+            return
+        waiting.sort()
+        chosen = [n for _, n in waiting] if flush else [n for _, n in waiting[:VIEWS_PER_TICK]]
+        now = time.perf_counter()
+        for name in chosen:
+            frames = self._pending[name]
+            self._pending[name] = []
+            self.views[name].show_frame(merge_frames(frames))
+            self._shown_at[name] = now
 
     def mailbox_empty(self) -> bool:
         """True when every frame the worker published has been drawn."""
@@ -490,9 +515,7 @@ class MainWindow(QMainWindow):
             if not chosen:
                 return
             path = Path(chosen)
-        from engine.cli import write_history_csv
-
-        self.worker.call(lambda session: write_history_csv(session, Path(path)))
+        self.worker.export_history(path)
         self.show_message(f"History written to {path}")
 
     def save_screenshot(self, path: Path | None = None) -> None:
@@ -565,11 +588,10 @@ class MainWindow(QMainWindow):
 
     # -- closing -------------------------------------------------------------------------
     def stop_worker(self, timeout: float = 10.0) -> bool:
-        """Ask the worker to stop and wait for it; True if the thread ended."""
+        """Ask the worker to stop and wait for it; True if its process ended."""
         self.timer.stop()
         self.worker.quit()
-        self.thread.join(timeout)
-        return not self.thread.is_alive()
+        return self.worker.join(timeout)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self._save_settings()

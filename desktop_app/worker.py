@@ -28,6 +28,7 @@ from desktop_app.messages import (
 from engine.config import ExperimentConfig
 
 PUBLISH_INTERVAL = 1 / 30  # at most ~30 frames a second
+PROBE_INTERVAL = 0.25  # layer probes (histograms) a few times a second, not every evaluation
 BOUNDARY_INTERVAL = 0.25  # the decision boundary is recomputed a few times a second
 CHUNK_SECONDS = 0.012  # at full speed, steps per engine call are sized to take about this
 MAX_SPEED = 0  # speed value meaning "as fast as the engine goes"
@@ -115,6 +116,7 @@ class _Published:
     eval_step: int = -1
     time: float = 0.0
     boundary_time: float = 0.0
+    probe_time: float = 0.0
 
 
 class WorkerLoop:
@@ -263,7 +265,7 @@ class WorkerLoop:
         from engine.session import TrainingSession
 
         self._config = config
-        self.session = TrainingSession(config)
+        self.session = TrainingSession(config, auto_probe=False)
         self.session.probe()
         self.info = make_run_info(self.session)
         self._published = _Published()
@@ -350,6 +352,11 @@ class WorkerLoop:
         if force or now - p.boundary_time >= BOUNDARY_INTERVAL:
             boundary = make_boundary(s, self.info)
             p.boundary_time = now
+        probe = s.last_probe
+        if force or probe is None or (probe.step != s.step_count
+                                      and now - p.probe_time >= PROBE_INTERVAL):
+            s.probe()
+            p.probe_time = now
         running = self.running or self._pending_steps > 0
         self.mailbox.put(s.snapshot(), delta, boundary, self._sps if running else 0.0, running)
         p.step = s.step_count

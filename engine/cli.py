@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 set_dotted(data, key, value)
             config = ExperimentConfig.from_dict(data)
         t0 = time.perf_counter()
-        session = TrainingSession(config)
+        session = TrainingSession(config, auto_probe=False)  # nothing here shows probes
     except ConfigError as exc:
         return _error(str(exc))
     steps = args.steps if args.steps is not None else config.run.steps

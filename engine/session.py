@@ -55,9 +55,14 @@ class TrainingSession:
     >>> snap.step, snap.loss
     """
 
-    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None):
+    def __init__(self, config: ExperimentConfig, dataset: Dataset | None = None,
+                 auto_probe: bool = True):
+        """auto_probe: compute layer probes at every evaluation (run.eval_every steps).
+        Callers that show probes at their own pace (the window) turn it off and call
+        `probe()` when they need one."""
         self._config = config
         self._dataset_override = dataset
+        self.auto_probe = auto_probe
         self._build()
 
     # -- construction --------------------------------------------------------------------
@@ -232,7 +237,8 @@ class TrainingSession:
             remaining -= done
             if self.step_count % every == 0:
                 self.evaluate()
-                self.probe()
+                if self.auto_probe:
+                    self.probe()
                 self._save_checkpoint()
         return self.snapshot()
 

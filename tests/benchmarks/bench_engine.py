@@ -399,6 +399,13 @@ def blas_description() -> str:
     return "BLAS: " + "; ".join(libs)
 
 
+def limit_blas_threads(n: int) -> None:
+    import scipy.linalg.cython_blas  # noqa: F401  (load scipy's OpenBLAS so it is limited too)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n, user_api="blas")
+
+
 def print_table(results: dict[str, dict]) -> None:
     head = (f"{'case':<8}{'(depth,width,batch)':>21}{'engine/s':>11}{'numpy/s':>10}"
             f"{'ratio':>7}{'(range)':>14}{'target':>8}  {'':4}{'step()/s':>10}{'others':>8}")
@@ -443,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=0.3, help="minimum seconds per round")
     parser.add_argument("--warm-repeats", type=int, default=5)
     parser.add_argument("--no-warm-start", action="store_true")
+    parser.add_argument("--blas-threads", type=int, metavar="N",
+                        help="limit both OpenBLAS pools (numpy's, scipy's) to N threads "
+                        "(needs threadpoolctl)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.cases.split(",") if n.strip()]
     unknown = [n for n in names if n not in CASES]
@@ -451,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import numba
 
+    if args.blas_threads:
+        limit_blas_threads(args.blas_threads)
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba "
           f"{numba.__version__}, {os.cpu_count()} CPUs; {blas_description()}")
     print(f"{args.rounds} interleaved rounds of >= {args.seconds} s per side; float64, tanh, "

@@ -126,7 +126,9 @@ def test_reset_starts_again(worker):
     wait_until(lambda: infos.append(loop.mailbox.take_info()) or infos[-1] is not None)
     assert infos[-1].layer_shapes[0] == (2, 4)
     assert loop.session.step_count == 0
-    assert loop.mailbox.take().snapshot.step == 0
+    frames = []
+    wait_until(lambda: frames.append(loop.mailbox.take()) or frames[-1] is not None)
+    assert frames[-1].snapshot.step == 0
 
 
 def test_divergence_is_reported_and_training_stops(worker):
