@@ -27,10 +27,10 @@ from desktop_app.messages import (
 )
 from engine.config import ExperimentConfig
 
-PUBLISH_INTERVAL = 1 / 30  # at most ~30 frames a second
+PUBLISH_INTERVAL = 1 / 40  # a little faster than the window drains, so every tick has news
 PROBE_INTERVAL = 0.25  # layer probes (histograms) a few times a second, not every evaluation
 BOUNDARY_INTERVAL = 0.25  # the decision boundary is recomputed a few times a second
-CHUNK_SECONDS = 0.012  # at full speed, steps per engine call are sized to take about this
+CHUNK_SECONDS = 0.008  # at full speed, steps per engine call are sized to take about this
 MAX_SPEED = 0  # speed value meaning "as fast as the engine goes"
 
 

@@ -12,6 +12,7 @@ In the parent a receiver thread turns them back into `Mailbox` deposits and repo
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import threading
 from typing import Any
@@ -20,6 +21,7 @@ from desktop_app.worker import Mailbox, Reporter, WorkerLoop
 from engine.config import ExperimentConfig
 
 JOIN_SECONDS = 10.0
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class _QueueReporter:
@@ -89,7 +91,20 @@ class ProcessWorker:
         self._stopping = False
 
     def start(self) -> None:
-        self.process.start()
+        # One BLAS thread in the worker: the window's process needs the other core, and a
+        # second OpenBLAS thread that has to share a core collapsed the speed of mid-sized
+        # matrix products (2-90 instead of ~300 steps/s, tests/benchmarks/bench_engine.py).
+        # The child reads this when its BLAS loads; the window's own BLAS is not affected.
+        saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES}
+        os.environ.update({k: "1" for k in BLAS_THREAD_VARIABLES})
+        try:
+            self.process.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         self._receiver.start()
 
     # -- commands ------------------------------------------------------------------------

@@ -19,9 +19,13 @@ Run from the repository root::
 
     python tests/benchmarks/bench_engine.py
     python tests/benchmarks/bench_engine.py --cases tiny,small --json out.json
+    python tests/benchmarks/bench_engine.py --blas-threads 1   # both OpenBLAS pools pinned
 
 A measurement, not a test: it always exits 0. The ratio is engine / numpy steps per second
-(median over rounds of each); PASS/FAIL compares it with the targets from the issue.
+(median over rounds of each); PASS/FAIL compares it with the targets from the issue. The
+"others" column is the CPU share other processes used meanwhile: on a shared 2-core machine
+multi-threaded OpenBLAS slows down by 10-100x when another process is busy, so figures with
+a high share are flagged.
 """
 
 from __future__ import annotations
