@@ -119,31 +119,11 @@ class _Published:
     probe_time: float = 0.0
 
 
-class WorkerLoop:
-    """The worker's logic: call `run()` on a thread; talk to it with the command methods."""
+class WorkerCommands:
+    """The commands a worker takes (from any thread); subclasses say how `_send` sends."""
 
-    def __init__(self, config: ExperimentConfig, reporter: Reporter, mailbox: Mailbox,
-                 warm_up: bool = True):
-        self.reporter = reporter
-        self.mailbox = mailbox
-        self._config = config
-        self._warm_up = warm_up
-        self._commands: queue.Queue = queue.Queue()
-        self.session = None
-        self.info: RunInfo | None = None
-        self.running = False
-        self.speed = MAX_SPEED
-        self._pending_steps = 0
-        self._quit = False
-        self._chunk = 1
-        self._published = _Published()
-        self._sps = 0.0
-        self._rate_window: list[tuple[float, int]] = []
-        self._next_step_time = 0.0
-
-    # -- commands (any thread) -------------------------------------------------------------
     def _send(self, name: str, payload: Any = None) -> None:
-        self._commands.put((name, payload))
+        raise NotImplementedError
 
     def play(self) -> None:
         self._send("play")
@@ -167,6 +147,32 @@ class WorkerLoop:
         """After a divergence: back to the newest kept state before the blow-up, or (with
         to_kept_state=False) accept the last finite state. Training stays paused."""
         self._send("rollback", to_kept_state)
+
+
+class WorkerLoop(WorkerCommands):
+    """The worker's logic: call `run()` on a thread; talk to it with the command methods."""
+
+    def __init__(self, config: ExperimentConfig, reporter: Reporter, mailbox: Mailbox,
+                 warm_up: bool = True):
+        self.reporter = reporter
+        self.mailbox = mailbox
+        self._config = config
+        self._warm_up = warm_up
+        self._commands: queue.Queue = queue.Queue()
+        self.session = None
+        self.info: RunInfo | None = None
+        self.running = False
+        self.speed = MAX_SPEED
+        self._pending_steps = 0
+        self._quit = False
+        self._chunk = 1
+        self._published = _Published()
+        self._sps = 0.0
+        self._rate_window: list[tuple[float, int]] = []
+        self._next_step_time = 0.0
+
+    def _send(self, name: str, payload: Any = None) -> None:
+        self._commands.put((name, payload))
 
     def call(self, func) -> None:
         """Run func(session) on the worker thread (exports, saves); errors are reported."""

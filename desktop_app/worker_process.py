@@ -17,7 +17,7 @@ import queue
 import threading
 from typing import Any
 
-from desktop_app.worker import Mailbox, Reporter, WorkerLoop
+from desktop_app.worker import Mailbox, Reporter, WorkerCommands, WorkerLoop
 from engine.config import ExperimentConfig
 
 JOIN_SECONDS = 10.0
@@ -73,7 +73,7 @@ class ExportHistory:
         write_history_csv(session, Path(self.path))
 
 
-class ProcessWorker:
+class ProcessWorker(WorkerCommands):
     """Parent side: the command API of `WorkerLoop`, running it in a child process."""
 
     def __init__(self, config: ExperimentConfig, reporter: Reporter, mailbox: Mailbox,
@@ -111,27 +111,6 @@ class ProcessWorker:
     def _send(self, name: str, payload: Any = None) -> None:
         if self.process.is_alive():
             self._commands.put((name, payload))
-
-    def play(self) -> None:
-        self._send("play")
-
-    def pause(self) -> None:
-        self._send("pause")
-
-    def step(self, n: int = 1) -> None:
-        self._send("step", int(n))
-
-    def reset(self, config: ExperimentConfig | None = None) -> None:
-        self._send("reset", config)
-
-    def update_config(self, config: ExperimentConfig) -> None:
-        self._send("update", config)
-
-    def set_speed(self, steps_per_second: float) -> None:
-        self._send("speed", float(steps_per_second))
-
-    def rollback(self, to_kept_state: bool = True) -> None:
-        self._send("rollback", to_kept_state)
 
     def export_history(self, path) -> None:
         """Write the run's history as CSV (on the worker, which owns it)."""

@@ -114,6 +114,19 @@ def _number(x: float) -> str:
     return power if mantissa == "1" else f"{mantissa}·{power}"
 
 
+def stack_under_checkbox(widget: QWidget, checkbox: QCheckBox, plots: list) -> None:
+    """Lay out a view: a check box on top, then (plot widget, stretch) pairs stacked."""
+    top = QHBoxLayout()
+    top.addWidget(checkbox)
+    top.addStretch(1)
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.setSpacing(2)
+    layout.addLayout(top)
+    for plot, stretch in plots:
+        layout.addWidget(plot, stretch)
+
+
 def add_legend(plot: pg.PlotItem, offset=(-10, 10), columns: int = 1) -> pg.LegendItem:
     return plot.addLegend(offset=offset, labelTextSize="11pt", colCount=columns,
                           brush=pg.mkBrush(255, 255, 255, 210))
@@ -321,16 +334,8 @@ class LossView(QWidget):
         rise.setXLink(plot)
         plot.setLogMode(y=True)
 
-        top = QHBoxLayout()
-        top.addWidget(self.log_checkbox)
-        top.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.setSpacing(2)
-        layout.addLayout(top)
-        layout.addWidget(self.loss_plot, 5)
-        layout.addWidget(self.accuracy_plot, 2)
-        layout.addWidget(self.rise_plot, 2)
+        stack_under_checkbox(self, self.log_checkbox,
+                             [(self.loss_plot, 5), (self.accuracy_plot, 2), (self.rise_plot, 2)])
         self.rise_plot.setMinimumHeight(130)
         self.accuracy_plot.setMinimumHeight(120)
 
@@ -438,14 +443,7 @@ class LearningRateView(QWidget):
         self.step_marker.label.setFont(_font(TICK_POINT_SIZE))
         plot.addItem(self.step_marker, ignoreBounds=True)
 
-        top = QHBoxLayout()
-        top.addWidget(self.log_checkbox)
-        top.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.setSpacing(2)
-        layout.addLayout(top)
-        layout.addWidget(self.plot_widget, 1)
+        stack_under_checkbox(self, self.log_checkbox, [(self.plot_widget, 1)])
 
     def set_run(self, info: RunInfo) -> None:
         self._used.clear()
