@@ -61,8 +61,29 @@ def configure_cache() -> str | None:
     for path in candidates:
         if _writable(path):
             os.environ["NUMBA_CACHE_DIR"] = str(path)
+            _prune_siblings(path)
             return str(path)
     return None
+
+
+KEEP_CACHES = 4  # cache folders of other engine versions kept (the newest)
+PRUNE_AGE = 2 * 24 * 3600  # ... and any used within this many seconds
+
+
+def _prune_siblings(current: Path) -> None:
+    """Remove cache folders of old engine versions (one appears per source change)."""
+    import shutil
+    import time
+
+    try:
+        siblings = [p for p in current.parent.iterdir() if p.is_dir() and p != current]
+        siblings.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        now = time.time()
+        for old in siblings[KEEP_CACHES:]:
+            if now - old.stat().st_mtime > PRUNE_AGE:
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError:  # another process pruning at the same time, a read-only folder, ...
+        pass
 
 
 CACHE_DIR = configure_cache()
