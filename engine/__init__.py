@@ -24,12 +24,29 @@ from engine.config import load as load_config
 from engine.config import loads as config_from_toml_text
 from engine.config import save as save_config
 from engine.data import DATASETS, Dataset, make_dataset, read_csv
+from engine.dynamics import (
+    RangeTestResult,
+    SharpnessTracker,
+    lr_range_test,
+    session_sharpness,
+    stability_threshold,
+    top_hessian_eigenvalue,
+)
 from engine.initializers import INITIALIZERS
 from engine.losses import LOSSES
 from engine.optimizers import OPTIMIZERS, Optimizer
 from engine.schedules import SCHEDULES, lr_at, lr_curve
 from engine.session import TrainingSession
 from engine.snapshot import Divergence, EvalResult, Snapshot
+from engine.surfaces import (
+    SURFACES,
+    OptimizerPath,
+    Surface,
+    make_surface,
+    run_many,
+    run_optimizer,
+    slide_presets,
+)
 
 __version__ = "0.1.0"
 
@@ -50,4 +67,8 @@ __all__ = [
     "Optimizer", "Snapshot", "TrainingSession", "config_from_toml_text", "load_config",
     "lr_at", "lr_curve", "make_dataset", "read_csv", "save_config", "session_from_dict",
     "session_from_toml",
+    # learning-rate dynamics and the optimizer playground
+    "OptimizerPath", "RangeTestResult", "SURFACES", "SharpnessTracker", "Surface",
+    "lr_range_test", "make_surface", "run_many", "run_optimizer", "session_sharpness",
+    "slide_presets", "stability_threshold", "top_hessian_eigenvalue",
 ]
