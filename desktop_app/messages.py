@@ -83,6 +83,16 @@ class Boundary:
 
 
 @dataclass(frozen=True)
+class SharpnessSeries:
+    """λmax of the training loss's Hessian measured every few steps, with the rate at which
+    a quadratic of that curvature would diverge (2/η for SGD)."""
+
+    steps: np.ndarray  # (m,)
+    values: np.ndarray  # (m,) λmax
+    thresholds: np.ndarray  # (m,) stability threshold at the rate then in use (NaN: adaptive)
+
+
+@dataclass(frozen=True)
 class Frame:
     """One drain of the mailbox: the newest snapshot and everything since the last one."""
 
@@ -91,6 +101,7 @@ class Frame:
     boundary: Boundary | None
     steps_per_second: float
     running: bool
+    sharpness: SharpnessSeries | None = None  # the whole series so far, when tracked
 
 
 def merge_frames(frames: list[Frame]) -> Frame:
@@ -100,8 +111,10 @@ def merge_frames(frames: list[Frame]) -> Frame:
         return frames[0]
     last = frames[-1]
     boundary = next((f.boundary for f in reversed(frames) if f.boundary is not None), None)
+    sharpness = next((f.sharpness for f in reversed(frames) if f.sharpness is not None), None)
     delta = HistoryDelta.concat([f.delta for f in frames])
-    return Frame(last.snapshot, delta, boundary, last.steps_per_second, last.running)
+    return Frame(last.snapshot, delta, boundary, last.steps_per_second, last.running,
+                 sharpness)
 
 
 # -- builders (called on the worker thread) --------------------------------------------------

@@ -31,6 +31,7 @@ from desktop_app.banner import DivergenceBanner
 from desktop_app.controls import ControlsPanel
 from desktop_app.messages import merge_frames
 from desktop_app.views.decision import DecisionView
+from desktop_app.views.dynamics import DynamicsView
 from desktop_app.views.gradient_flow import GradientFlowView
 from desktop_app.views.inside import InsideView
 from desktop_app.views.training import LearningRateView, LossView
@@ -43,7 +44,7 @@ from engine.session import fields_needing_reset
 DRAIN_MS = 25  # 40 Hz ticks, so that ~30 frames a second get drawn even when some run long
 VIEWS_PER_TICK = 1  # while training, views take turns (see _show_due_views)
 MAX_RECENT = 8
-LAYOUT_VERSION = 5  # bump when the arrangement of views changes: old saved states are ignored
+LAYOUT_VERSION = 6  # bump when the arrangement of views changes: old saved states are ignored
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, MAX_SPEED]
 
 
@@ -56,6 +57,7 @@ class WorkerSignals(QObject):
     diverged = Signal(object)
     paused = Signal()
     notice = Signal(str)
+    range_test_done = Signal(object)
 
 
 class SignalReporter:
@@ -81,6 +83,9 @@ class SignalReporter:
 
     def notice(self, message: str) -> None:
         self.signals.notice.emit(message)
+
+    def range_test_done(self, result) -> None:
+        self.signals.range_test_done.emit(result)
 
 
 class MainWindow(QMainWindow):
@@ -126,10 +131,11 @@ class MainWindow(QMainWindow):
         self.flow_view = GradientFlowView()
         self.inside_view = InsideView()
         self.decision_view = DecisionView()
+        self.dynamics_view = DynamicsView()
         self.views = {
             "loss": self.loss_view, "learning_rate": self.lr_view,
             "gradient_flow": self.flow_view, "inside": self.inside_view,
-            "decision": self.decision_view,
+            "decision": self.decision_view, "dynamics": self.dynamics_view,
         }
         self.flow_view.layer_clicked.connect(self.inside_view.select_layer)
         # Three columns: loss (three stacked plots) | gradient flow (three stacked plots) |
@@ -163,11 +169,19 @@ class MainWindow(QMainWindow):
         self.banner.rollback_requested.connect(self.rollback)
         self.banner.lower_lr_requested.connect(self.lower_lr_and_rollback)
         self.banner.keep_requested.connect(self.keep_last_finite)
+        # pages: the live training views, then the learning-rate dynamics
+        self.pages = QTabWidget()
+        self.pages.setObjectName("pages")
+        self.pages.addTab(self.splitter, "Training")
+        self.pages.addTab(self.dynamics_view, "Learning-rate dynamics")
+        self.dynamics_view.sharpness_requested.connect(lambda k: self.worker.track_sharpness(k))
+        self.dynamics_view.range_test_requested.connect(self._range_test)
+        self.dynamics_view.apply_learning_rate.connect(self._apply_learning_rate)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.banner)
-        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
     def _build_controls(self) -> None:
@@ -258,6 +272,7 @@ class MainWindow(QMainWindow):
         r.diverged.connect(self._diverged)
         r.paused.connect(self._paused)
         r.notice.connect(self.show_message)
+        r.range_test_done.connect(self._range_test_done)
 
     # -- worker events -------------------------------------------------------------------
     def _compiling(self, done: int, total: int, text: str) -> None:
@@ -402,6 +417,23 @@ class MainWindow(QMainWindow):
         self.apply_config(self.config.replace(**{"optimizer.learning_rate": lr}))
         self.controls.set_config(self.config)
         self.show_message(f"Rolled back; learning rate now {lr:.3g}.")
+
+    # -- learning-rate dynamics ------------------------------------------------------------
+    def _range_test(self, n_steps: int) -> None:
+        self._set_playing(False)
+        self.worker.pause()
+        self.worker.range_test(n_steps)
+
+    def _range_test_done(self, result) -> None:
+        self.dynamics_view.show_range_test(result)
+        self.show_message(f"Range test done: steepest descent at η = {result.steepest:.3g}, "
+                          f"minimum ÷ 10 = {result.min_div_10:.3g}.")
+
+    def _apply_learning_rate(self, lr: float) -> None:
+        config = self.config.replace(**{"optimizer.learning_rate": float(f"{lr:.3g}")})
+        self.controls.set_config(config)
+        self.apply_config(config)
+        self.show_message(f"Learning rate set to {config.optimizer.learning_rate:g}.")
 
     # -- settings ------------------------------------------------------------------------
     def apply_config(self, config: ExperimentConfig) -> None:

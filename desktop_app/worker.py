@@ -16,11 +16,14 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from desktop_app.messages import (
     Boundary,
     Frame,
     HistoryDelta,
     RunInfo,
+    SharpnessSeries,
     make_boundary,
     make_delta,
     make_run_info,
@@ -41,6 +44,7 @@ class Reporter(Protocol):
     def diverged(self, divergence: Any) -> None: ...
     def paused(self) -> None: ...
     def notice(self, message: str) -> None: ...
+    def range_test_done(self, result: Any) -> None: ...
 
 
 class Mailbox:
@@ -53,6 +57,7 @@ class Mailbox:
         self._deltas: list[HistoryDelta] = []
         self._snapshot = None
         self._boundary: Boundary | None = None
+        self._sharpness: SharpnessSeries | None = None
         self._sps = 0.0
         self._running = False
 
@@ -66,13 +71,15 @@ class Mailbox:
             self._boundary = None
 
     def put(self, snapshot, delta: HistoryDelta, boundary: Boundary | None, sps: float,
-            running: bool) -> None:
+            running: bool, sharpness: SharpnessSeries | None = None) -> None:
         with self._lock:
             if len(delta) or len(delta.eval_steps):
                 self._deltas.append(delta)
             self._snapshot = snapshot
             if boundary is not None:
                 self._boundary = boundary
+            if sharpness is not None:
+                self._sharpness = sharpness
             self._sps, self._running = sps, running
 
     def put_update(self, info: RunInfo) -> None:
@@ -103,10 +110,12 @@ class Mailbox:
             n_layers = len(self._snapshot.layer_names)
             delta = HistoryDelta.concat(self._deltas) if self._deltas else \
                 HistoryDelta.empty(n_layers)
-            frame = Frame(self._snapshot, delta, self._boundary, self._sps, self._running)
+            frame = Frame(self._snapshot, delta, self._boundary, self._sps, self._running,
+                          self._sharpness)
             self._deltas = []
             self._snapshot = None
             self._boundary = None
+            self._sharpness = None
             return frame
 
 
@@ -148,6 +157,15 @@ class WorkerCommands:
         to_kept_state=False) accept the last finite state. Training stays paused."""
         self._send("rollback", to_kept_state)
 
+    def track_sharpness(self, every: int) -> None:
+        """Measure λmax every `every` steps while training (0: stop)."""
+        self._send("sharpness", int(every))
+
+    def range_test(self, n_steps: int = 200, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
+        """Run the learning-rate range test from the current configuration; the result
+        comes back as reporter.range_test_done(result)."""
+        self._send("range_test", (int(n_steps), tuple(seeds)))
+
 
 class WorkerLoop(WorkerCommands):
     """The worker's logic: call `run()` on a thread; talk to it with the command methods."""
@@ -170,6 +188,7 @@ class WorkerLoop(WorkerCommands):
         self._sps = 0.0
         self._rate_window: list[tuple[float, int]] = []
         self._next_step_time = 0.0
+        self.sharpness = None
 
     def _send(self, name: str, payload: Any = None) -> None:
         self._commands.put((name, payload))
@@ -266,12 +285,47 @@ class WorkerLoop(WorkerCommands):
             self._publish(force=True)
         elif name == "call":
             payload(self.session)
+        elif name == "sharpness":
+            self._set_sharpness(payload)
+        elif name == "range_test":
+            from engine.dynamics import lr_range_test
+
+            self.running = False
+            n_steps, seeds = payload
+            self.reporter.notice(f"Running the learning-rate range test ({len(seeds)} seeds × "
+                                 f"{n_steps} steps)…")
+            result = lr_range_test(self._config, n_steps=n_steps, seeds=seeds)
+            self.reporter.range_test_done(result)
+
+    def _set_sharpness(self, every: int) -> None:
+        from engine.dynamics import SharpnessTracker
+
+        self.sharpness = SharpnessTracker(every=every) if every > 0 else None
+        if self.sharpness is not None and self.session is not None:
+            self.sharpness.measure(self.session)
+            self._publish(force=True)
+
+    def _track_sharpness(self, before: int) -> None:
+        """Measure when the steps just taken crossed a multiple of the tracker's interval."""
+        t, s = self.sharpness, self.session
+        if t is None or s.diverged or s.step_count // t.every == before // t.every:
+            return
+        t.measure(s)
+
+    def _sharpness_series(self) -> SharpnessSeries | None:
+        t = self.sharpness
+        if t is None:
+            return None
+        return SharpnessSeries(np.array(t.steps, dtype=np.int64), np.array(t.values),
+                               np.array(t.thresholds))
 
     def _build(self, config: ExperimentConfig) -> None:
         from engine.session import TrainingSession
 
         self._config = config
         self.session = TrainingSession(config, auto_probe=False)
+        if self.sharpness is not None:
+            self.sharpness.reset()
         self.session.probe()
         self.info = make_run_info(self.session)
         self._published = _Published()
@@ -300,6 +354,7 @@ class WorkerLoop(WorkerCommands):
         t0 = time.perf_counter()
         before = s.step_count
         snap = s.step(n)
+        self._track_sharpness(before)
         elapsed = time.perf_counter() - t0
         done = snap.step - before
         if self._pending_steps > 0:
@@ -364,7 +419,8 @@ class WorkerLoop(WorkerCommands):
             s.probe()
             p.probe_time = now
         running = self.running or self._pending_steps > 0
-        self.mailbox.put(s.snapshot(), delta, boundary, self._sps if running else 0.0, running)
+        self.mailbox.put(s.snapshot(), delta, boundary, self._sps if running else 0.0, running,
+                         self._sharpness_series())
         p.step = s.step_count
         if len(delta.eval_steps):
             p.eval_step = int(delta.eval_steps[-1])

@@ -196,3 +196,38 @@ def test_history_export_writes_a_csv(window, qtbot, tmp_path):
     lines = out.read_text().splitlines()
     assert lines[0].startswith("step,loss")
     assert len(lines) == 31
+
+
+def test_sharpness_is_tracked_against_the_stability_threshold(window, qtbot):
+    view = window.dynamics_view
+    view.every_box.setValue(20)
+    view.track_box.setChecked(True)
+    window.step(60)
+    qtbot.waitUntil(lambda: step_of(window) == 60, timeout=30_000)
+    qtbot.waitUntil(lambda: view.lam_curve.getData()[0] is not None
+                    and view.lam_curve.getData()[0][-1] == 60, timeout=30_000)
+    steps, lam = view.lam_curve.getData()
+    # measured when asked (step 0), whenever a chunk of steps crossed a multiple of 20, and
+    # at 60; always increasing, never more often than asked
+    assert steps[0] == 0 and np.all(np.diff(steps) > 0) and len(steps) <= 4
+    assert np.all(np.isfinite(lam)) and np.all(lam > 0)
+    _, log_threshold = view.threshold_curve.getData()  # the plot's y axis is log10
+    # SGD: the quadratic stability bound is 2/η at the rate in use
+    assert 10 ** log_threshold[-1] == pytest.approx(2 / SMALL.optimizer.learning_rate)
+    assert "λmax" in view.verdict.text()
+
+
+def test_range_test_suggests_a_rate_that_one_click_applies(window, qtbot):
+    view = window.dynamics_view
+    view.test_steps.setValue(40)
+    view.test_button.click()
+    qtbot.waitUntil(lambda: view.result is not None, timeout=120_000)
+    assert view.apply_steepest.isEnabled()
+    x, _ = view.median_curve.getData()
+    assert len(x) > 5
+    view.apply_steepest.click()
+    expected = float(f"{view.result.steepest:.3g}")
+    assert window.config.optimizer.learning_rate == pytest.approx(expected)
+    window.step(1)
+    qtbot.waitUntil(lambda: step_of(window) >= 1, timeout=10_000)
+    assert window.last_snapshot.learning_rate == pytest.approx(expected)
