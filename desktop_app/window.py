@@ -174,6 +174,13 @@ class MainWindow(QMainWindow):
         self.pages.setObjectName("pages")
         self.pages.addTab(self.splitter, "Training")
         self.pages.addTab(self.dynamics_view, "Learning-rate dynamics")
+        # the playground needs no worker: its surfaces are two-parameter functions; it is
+        # built when its page is first opened (drawing every surface's contours takes time)
+        self.playground_view = None
+        self._playground_page = QWidget()
+        QVBoxLayout(self._playground_page).setContentsMargins(0, 0, 0, 0)
+        self.pages.addTab(self._playground_page, "Optimizer playground")
+        self.pages.currentChanged.connect(self._page_changed)
         self.dynamics_view.sharpness_requested.connect(lambda k: self.worker.track_sharpness(k))
         self.dynamics_view.range_test_requested.connect(self._range_test)
         self.dynamics_view.apply_learning_rate.connect(self._apply_learning_rate)
@@ -418,6 +425,14 @@ class MainWindow(QMainWindow):
         self.controls.set_config(self.config)
         self.show_message(f"Rolled back; learning rate now {lr:.3g}.")
 
+    def _page_changed(self, index: int) -> None:
+        if self.pages.widget(index) is self._playground_page and self.playground_view is None:
+            from desktop_app.views.playground import PlaygroundView
+
+            self.playground_view = PlaygroundView()
+            self._playground_page.layout().addWidget(self.playground_view)
+            self.playground_view.show()
+
     # -- learning-rate dynamics ------------------------------------------------------------
     def _range_test(self, n_steps: int) -> None:
         self._set_playing(False)
@@ -535,6 +550,8 @@ class MainWindow(QMainWindow):
         try:
             for view in self.views.values():
                 written += view.export_figures(Path(folder), stem)
+            if self.playground_view is not None:
+                written += self.playground_view.export_figures(Path(folder), stem)
         except OSError as exc:
             QMessageBox.warning(self, "Cannot export", str(exc))
         self.show_message(f"Exported {len(written)} files to {folder}")

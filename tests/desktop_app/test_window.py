@@ -231,3 +231,14 @@ def test_range_test_suggests_a_rate_that_one_click_applies(window, qtbot):
     window.step(1)
     qtbot.waitUntil(lambda: step_of(window) >= 1, timeout=10_000)
     assert window.last_snapshot.learning_rate == pytest.approx(expected)
+
+
+def test_playground_page_opens_with_the_lecture_presets(window, qtbot):
+    assert window.playground_view is None  # built on first use
+    window.pages.setCurrentIndex(window.pages.count() - 1)
+    view = window.playground_view
+    assert view is not None and view.isVisible()
+    view.apply_preset("near-optimal")
+    qtbot.waitUntil(lambda: len(view.paths()) == 1, timeout=10_000)
+    end = view.paths()[0].points[-1]
+    assert abs(end).max() < 1e-3  # the quadratic's minimum is at the origin
