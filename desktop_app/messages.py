@@ -102,6 +102,7 @@ class Frame:
     steps_per_second: float
     running: bool
     sharpness: SharpnessSeries | None = None  # the whole series so far, when tracked
+    landscape_path: np.ndarray | None = None  # (T, 2) path in the last slice's plane, current last
 
 
 def merge_frames(frames: list[Frame]) -> Frame:
@@ -112,9 +113,11 @@ def merge_frames(frames: list[Frame]) -> Frame:
     last = frames[-1]
     boundary = next((f.boundary for f in reversed(frames) if f.boundary is not None), None)
     sharpness = next((f.sharpness for f in reversed(frames) if f.sharpness is not None), None)
+    path = next((f.landscape_path for f in reversed(frames) if f.landscape_path is not None),
+                None)
     delta = HistoryDelta.concat([f.delta for f in frames])
     return Frame(last.snapshot, delta, boundary, last.steps_per_second, last.running,
-                 sharpness)
+                 sharpness, path)
 
 
 # -- builders (called on the worker thread) --------------------------------------------------

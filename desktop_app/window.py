@@ -34,6 +34,7 @@ from desktop_app.views.decision import DecisionView
 from desktop_app.views.dynamics import DynamicsView
 from desktop_app.views.gradient_flow import GradientFlowView
 from desktop_app.views.inside import InsideView
+from desktop_app.views.landscape import LandscapeView
 from desktop_app.views.training import LearningRateView, LossView
 from desktop_app.worker import MAX_SPEED, Mailbox
 from desktop_app.worker_process import ProcessWorker
@@ -58,6 +59,7 @@ class WorkerSignals(QObject):
     paused = Signal()
     notice = Signal(str)
     range_test_done = Signal(object)
+    landscape_done = Signal(object)
 
 
 class SignalReporter:
@@ -86,6 +88,9 @@ class SignalReporter:
 
     def range_test_done(self, result) -> None:
         self.signals.range_test_done.emit(result)
+
+    def landscape_done(self, result) -> None:
+        self.signals.landscape_done.emit(result)
 
 
 class MainWindow(QMainWindow):
@@ -132,10 +137,12 @@ class MainWindow(QMainWindow):
         self.inside_view = InsideView()
         self.decision_view = DecisionView()
         self.dynamics_view = DynamicsView()
+        self.landscape_view = LandscapeView()
         self.views = {
             "loss": self.loss_view, "learning_rate": self.lr_view,
             "gradient_flow": self.flow_view, "inside": self.inside_view,
             "decision": self.decision_view, "dynamics": self.dynamics_view,
+            "landscape": self.landscape_view,
         }
         self.flow_view.layer_clicked.connect(self.inside_view.select_layer)
         # Three columns: loss (three stacked plots) | gradient flow (three stacked plots) |
@@ -173,6 +180,10 @@ class MainWindow(QMainWindow):
         self.pages = QTabWidget()
         self.pages.setObjectName("pages")
         self.pages.addTab(self.splitter, "Training")
+        self.pages.addTab(self.landscape_view, "Loss landscape")
+        self.landscape_view.recompute_requested.connect(
+            lambda kind, n, span: self.worker.landscape(kind, n, span))
+        self.landscape_view.auto_changed.connect(lambda k: self.worker.landscape_every(k))
         self.pages.addTab(self.dynamics_view, "Learning-rate dynamics")
         # the playground needs no worker: its surfaces are two-parameter functions; it is
         # built when its page is first opened (drawing every surface's contours takes time)
@@ -280,6 +291,7 @@ class MainWindow(QMainWindow):
         r.paused.connect(self._paused)
         r.notice.connect(self.show_message)
         r.range_test_done.connect(self._range_test_done)
+        r.landscape_done.connect(self._landscape_done)
 
     # -- worker events -------------------------------------------------------------------
     def _compiling(self, done: int, total: int, text: str) -> None:
@@ -432,6 +444,14 @@ class MainWindow(QMainWindow):
             self.playground_view = PlaygroundView()
             self._playground_page.layout().addWidget(self.playground_view)
             self.playground_view.show()
+
+    def _landscape_done(self, result) -> None:
+        v = self.landscape_view
+        v.show_slice(result.slice)
+        if result.interpolation is not None:
+            v.show_interpolation(*result.interpolation)
+        if result.gradient_line is not None:
+            v.show_gradient_line(result.gradient_line)
 
     # -- learning-rate dynamics ------------------------------------------------------------
     def _range_test(self, n_steps: int) -> None:

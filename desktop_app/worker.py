@@ -28,6 +28,7 @@ from desktop_app.messages import (
     make_delta,
     make_run_info,
 )
+from desktop_app.worker_landscape import LandscapeService
 from engine.config import ExperimentConfig
 
 PUBLISH_INTERVAL = 1 / 40  # a little faster than the window drains, so every tick has news
@@ -45,6 +46,7 @@ class Reporter(Protocol):
     def paused(self) -> None: ...
     def notice(self, message: str) -> None: ...
     def range_test_done(self, result: Any) -> None: ...
+    def landscape_done(self, result: Any) -> None: ...
 
 
 class Mailbox:
@@ -58,6 +60,7 @@ class Mailbox:
         self._snapshot = None
         self._boundary: Boundary | None = None
         self._sharpness: SharpnessSeries | None = None
+        self._landscape_path: np.ndarray | None = None
         self._sps = 0.0
         self._running = False
 
@@ -71,8 +74,11 @@ class Mailbox:
             self._boundary = None
 
     def put(self, snapshot, delta: HistoryDelta, boundary: Boundary | None, sps: float,
-            running: bool, sharpness: SharpnessSeries | None = None) -> None:
+            running: bool, sharpness: SharpnessSeries | None = None,
+            landscape_path: np.ndarray | None = None) -> None:
         with self._lock:
+            if landscape_path is not None:
+                self._landscape_path = landscape_path
             if len(delta) or len(delta.eval_steps):
                 self._deltas.append(delta)
             self._snapshot = snapshot
@@ -111,7 +117,8 @@ class Mailbox:
             delta = HistoryDelta.concat(self._deltas) if self._deltas else \
                 HistoryDelta.empty(n_layers)
             frame = Frame(self._snapshot, delta, self._boundary, self._sps, self._running,
-                          self._sharpness)
+                          self._sharpness, self._landscape_path)
+            self._landscape_path = None
             self._deltas = []
             self._snapshot = None
             self._boundary = None
@@ -161,6 +168,15 @@ class WorkerCommands:
         """Measure λmax every `every` steps while training (0: stop)."""
         self._send("sharpness", int(every))
 
+    def landscape(self, kind: str = "random", n: int = 41, span: float = 1.0) -> None:
+        """Compute a loss-landscape slice; reporter.landscape_done(result) when ready. A
+        newer request cancels one still running."""
+        self._send("landscape", (str(kind), int(n), float(span)))
+
+    def landscape_every(self, steps: int) -> None:
+        """Recompute the last requested slice every `steps` steps while training (0: off)."""
+        self._send("landscape_every", int(steps))
+
     def range_test(self, n_steps: int = 200, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
         """Run the learning-rate range test from the current configuration; the result
         comes back as reporter.range_test_done(result)."""
@@ -189,6 +205,8 @@ class WorkerLoop(WorkerCommands):
         self._rate_window: list[tuple[float, int]] = []
         self._next_step_time = 0.0
         self.sharpness = None
+        self.landscape_service = LandscapeService()
+        self._backlog: list = []
 
     def _send(self, name: str, payload: Any = None) -> None:
         self._commands.put((name, payload))
@@ -224,14 +242,27 @@ class WorkerLoop(WorkerCommands):
                 self.reporter.errored(_describe(exc))
                 self._publish(force=True)
 
+    def _next_command(self, timeout: float):
+        if self._backlog:
+            return self._backlog.pop(0)
+        if timeout:
+            return self._commands.get(timeout=timeout)
+        return self._commands.get_nowait()
+
+    def _superseded(self) -> bool:
+        """True if a newer landscape request (or quit/reset) waits: cancels the running one."""
+        while True:
+            try:
+                self._backlog.append(self._commands.get_nowait())
+            except queue.Empty:
+                break
+        return any(name in ("landscape", "quit", "reset") for name, _ in self._backlog)
+
     def _handle_commands(self, block: bool) -> None:
         timeout = 0.05 if block else 0.0
         while True:
             try:
-                if timeout:
-                    name, payload = self._commands.get(timeout=timeout)
-                else:
-                    name, payload = self._commands.get_nowait()
+                name, payload = self._next_command(timeout)
             except queue.Empty:
                 return
             timeout = 0.0
@@ -287,6 +318,10 @@ class WorkerLoop(WorkerCommands):
             payload(self.session)
         elif name == "sharpness":
             self._set_sharpness(payload)
+        elif name == "landscape":
+            self._compute_landscape(payload)
+        elif name == "landscape_every":
+            self.landscape_service.auto_every = payload
         elif name == "range_test":
             from engine.dynamics import lr_range_test
 
@@ -296,6 +331,15 @@ class WorkerLoop(WorkerCommands):
                                  f"{n_steps} steps)…")
             result = lr_range_test(self._config, n_steps=n_steps, seeds=seeds)
             self.reporter.range_test_done(result)
+
+    def _compute_landscape(self, request) -> None:
+        self.reporter.notice("Computing the loss landscape…")
+        result = self.landscape_service.compute(self.session, request, self._superseded)
+        if result is None:
+            self.reporter.notice("Landscape cancelled by a newer request.")
+            return
+        self.reporter.landscape_done(result)
+        self._publish(force=True)
 
     def _set_sharpness(self, every: int) -> None:
         from engine.dynamics import SharpnessTracker
@@ -324,6 +368,7 @@ class WorkerLoop(WorkerCommands):
 
         self._config = config
         self.session = TrainingSession(config, auto_probe=False)
+        self.landscape_service.new_run(self.session)
         if self.sharpness is not None:
             self.sharpness.reset()
         self.session.probe()
@@ -355,6 +400,9 @@ class WorkerLoop(WorkerCommands):
         before = s.step_count
         snap = s.step(n)
         self._track_sharpness(before)
+        self.landscape_service.record()
+        if self.landscape_service.due(before, s.step_count) and not s.diverged:
+            self._compute_landscape(None)
         elapsed = time.perf_counter() - t0
         done = snap.step - before
         if self._pending_steps > 0:
@@ -377,7 +425,7 @@ class WorkerLoop(WorkerCommands):
             if left <= 0:
                 return
             try:
-                name, payload = self._commands.get(timeout=left)
+                name, payload = self._next_command(left)
             except queue.Empty:
                 return
             try:
@@ -420,7 +468,7 @@ class WorkerLoop(WorkerCommands):
             p.probe_time = now
         running = self.running or self._pending_steps > 0
         self.mailbox.put(s.snapshot(), delta, boundary, self._sps if running else 0.0, running,
-                         self._sharpness_series())
+                         self._sharpness_series(), self.landscape_service.path(s))
         p.step = s.step_count
         if len(delta.eval_steps):
             p.eval_step = int(delta.eval_steps[-1])

@@ -46,8 +46,10 @@ class _QueueMailbox:
     def put_update(self, info) -> None:
         self.out.put(("update", info))
 
-    def put(self, snapshot, delta, boundary, sps, running, sharpness=None) -> None:
-        self.out.put(("frame", snapshot, delta, boundary, sps, running, sharpness))
+    def put(self, snapshot, delta, boundary, sps, running, sharpness=None,
+            landscape_path=None) -> None:
+        self.out.put(("frame", snapshot, delta, boundary, sps, running, sharpness,
+                      landscape_path))
 
 
 def _child_main(config: ExperimentConfig, warm_up: bool, commands: Any, out: Any) -> None:

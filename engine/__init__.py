@@ -33,6 +33,15 @@ from engine.dynamics import (
     top_hessian_eigenvalue,
 )
 from engine.initializers import INITIALIZERS
+from engine.landscape import (
+    DIRECTION_KINDS,
+    GradientLine,
+    Slice2D,
+    TrajectoryRecorder,
+    session_gradient_line,
+    session_interpolation,
+    session_slice_2d,
+)
 from engine.losses import LOSSES
 from engine.optimizers import OPTIMIZERS, Optimizer
 from engine.schedules import SCHEDULES, lr_at, lr_curve
@@ -71,4 +80,7 @@ __all__ = [
     "OptimizerPath", "RangeTestResult", "SURFACES", "SharpnessTracker", "Surface",
     "lr_range_test", "make_surface", "run_many", "run_optimizer", "session_sharpness",
     "slide_presets", "stability_threshold", "top_hessian_eigenvalue",
+    # loss landscapes
+    "DIRECTION_KINDS", "GradientLine", "Slice2D", "TrajectoryRecorder", "session_gradient_line",
+    "session_interpolation", "session_slice_2d",
 ]

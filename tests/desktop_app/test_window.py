@@ -242,3 +242,19 @@ def test_playground_page_opens_with_the_lecture_presets(window, qtbot):
     qtbot.waitUntil(lambda: len(view.paths()) == 1, timeout=10_000)
     end = view.paths()[0].points[-1]
     assert abs(end).max() < 1e-3  # the quadratic's minimum is at the origin
+
+
+def test_landscape_page_computes_a_slice_and_follows_the_path(window, qtbot):
+    window.step(40)
+    qtbot.waitUntil(lambda: step_of(window) == 40, timeout=10_000)
+    view = window.landscape_view
+    view.kind_combo.setCurrentIndex(view.kind_combo.findData("random"))
+    view.grid_spin.setValue(11)
+    view.compute_button.click()
+    qtbot.waitUntil(lambda: view.image.image is not None, timeout=600_000)  # may compile
+    assert view.image.image.shape == (11, 11)
+    window.step(20)
+    qtbot.waitUntil(lambda: step_of(window) == 60, timeout=10_000)
+    window.pages.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.path_curve.getData()[0] is not None
+                    and len(view.path_curve.getData()[0]) >= 2, timeout=10_000)

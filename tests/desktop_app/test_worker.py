@@ -176,3 +176,35 @@ def test_warm_up_reports_progress():
     progress = [e for e in reporter.events if e[0] == "compiling"]
     assert progress[0][1] == 0 and progress[-1][1] == progress[-1][2]
     assert [p[1] for p in progress] == sorted(p[1] for p in progress)
+
+
+def test_landscape_slice_is_computed_on_request_and_the_path_follows_training(worker):
+    loop, reporter = worker
+    loop.step(50)
+    wait_until(lambda: loop.session.step_count == 50)
+    loop.landscape("pca", 11, 1.0)
+    wait_until(lambda: "landscape_done" in reporter.names(), timeout=600)  # may compile
+    result = [e for e in reporter.events if e[0] == "landscape_done"][-1][1]
+    assert result.slice.loss.shape == (11, 11) and result.slice.step == 50
+    assert result.interpolation is not None and result.gradient_line is not None
+    loop.mailbox.take()
+    loop.step(30)
+    wait_until(lambda: loop.session.step_count == 80)
+    frames = []
+    wait_until(lambda: frames.append(loop.mailbox.take()) or
+               (frames[-1] is not None and frames[-1].snapshot.step == 80))
+    path = frames[-1].landscape_path
+    assert path is not None and path.shape[1] == 2
+    assert len(path) > len(result.slice.path)  # grew with the new steps
+
+
+def test_a_newer_landscape_request_wins(worker):
+    loop, reporter = worker
+    loop.step(20)
+    wait_until(lambda: loop.session.step_count == 20)
+    loop.landscape("random", 101, 1.0)
+    loop.landscape("random", 7, 0.5)
+    wait_until(lambda: "landscape_done" in reporter.names(), timeout=600)  # may compile
+    time.sleep(0.5)
+    done = [e[1] for e in reporter.events if e[0] == "landscape_done"]
+    assert done[-1].slice.loss.shape == (7, 7)
