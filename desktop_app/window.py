@@ -448,6 +448,7 @@ class MainWindow(QMainWindow):
     def _landscape_done(self, result) -> None:
         v = self.landscape_view
         v.show_slice(result.slice)
+        self.show_message(f"Loss landscape computed at step {result.slice.step}.")
         if result.interpolation is not None:
             v.show_interpolation(*result.interpolation)
         if result.gradient_line is not None:
