@@ -248,12 +248,14 @@ class TrainingSession:
         state = (self._checkpoint(), self.step_count, self.samples_seen, self._last_row, loss)
         self._saved.append(state)
         per = 5 * 8 * self.model.n_params + 1
-        keep = max(1, min(KEEP_CHECKPOINTS, CHECKPOINT_BYTES // per))
-        if len(self._saved) > keep + 2:
-            # keep the start and the best so far (sane states to go back to) and the newest
+        # the start and the best so far (sane states to go back to) and the newest few, as
+        # many as the memory budget allows (a 100 x 512 network keeps 2: the best, the newest)
+        limit = max(2, min(KEEP_CHECKPOINTS + 2, CHECKPOINT_BYTES // per))
+        while len(self._saved) > limit:
             losses = [x[4] if x[4] == x[4] else float("inf") for x in self._saved]
             best = int(np.argmin(losses[:-1]))
-            drop = next(i for i in range(1, len(self._saved)) if i != best)
+            first = 1 if limit >= 3 else 0  # keep the start only when there is room
+            drop = next(i for i in range(first, len(self._saved) - 1) if i != best)
             del self._saved[drop]
 
     def rollback_step(self) -> int:
