@@ -257,12 +257,13 @@ class GradientFlowView(QWidget):
         short = _short_names(self._names)
         for widget in (self.norm_plot, self.ratio_plot):
             plot = widget.getPlotItem()
-            plot.getAxis("bottom").setTicks([list(enumerate(short)), []])
-            plot.setXRange(-0.6, n - 0.4, padding=0)
+            plot.getAxis("bottom").setTicks([_thinned(short), []])
+            edge = 0.6 if n <= 12 else 0.6 + n / 40  # room for the first and last labels
+            plot.setXRange(-edge, n - 1 + edge, padding=0)
         self.norm_plot.getPlotItem().setYRange(-8, 0, padding=0.02)
         self.ratio_plot.getPlotItem().setYRange(-6, -1, padding=0.02)
         hm = self.heatmap_plot.getPlotItem()
-        hm.getAxis("left").setTicks([list(enumerate(short)), []])
+        hm.getAxis("left").setTicks([_thinned(short, 16), []])
         hm.setYRange(-0.5, n - 0.5, padding=0)
         hm.setXRange(0.5, HEATMAP_COLUMNS + 0.5, padding=0)
         self.heatmap.setVisible(False)
@@ -368,6 +369,17 @@ def _fit_y(plot: pg.PlotItem, floor: float, logs: np.ndarray) -> None:
     lo, hi = plot.getViewBox().viewRange()[1]
     if abs(lo - floor) > 1e-9 or abs(hi - max(top, floor + 1)) > 0.5:
         plot.setYRange(floor, max(top, floor + 1), padding=0)
+
+
+def _thinned(labels: list[str], most: int = 12) -> list[tuple[int, str]]:
+    """(index, label) ticks, at most about `most` of them: every k-th layer, always the
+    first and the last (the output), so deep networks keep readable axes."""
+    n = len(labels)
+    step = max(1, -(-n // most))
+    picks = sorted({*range(0, n, step), n - 1})
+    if len(picks) > 1 and picks[-1] - picks[-2] < step / 2:
+        picks.pop(-2)  # the last regular tick would crowd the output's label
+    return [(i, labels[i]) for i in picks]
 
 
 def _short_names(names: tuple[str, ...]) -> list[str]:
