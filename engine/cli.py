@@ -10,9 +10,14 @@ import argparse
 import ast
 import csv
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.snapshot import Snapshot
 
 
 def _parse_value(text: str):
@@ -49,6 +54,170 @@ def _layer_picks(n: int) -> list[int]:
     return sorted({0, n // 2, n - 1})
 
 
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    m, s = divmod(int(seconds + 0.5), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class PlainLines:
+    """A table row every `every` steps (and at the end): for logs, pipes and files."""
+
+    def __init__(self, session, steps: int, every: int):
+        self.steps, self.every = steps, every
+        self.picks = _layer_picks(session.n_layers)
+        names = session.layer_names
+        header = ["step", "loss", "lr", "grad_norm", *[f"g[{names[i]}]" for i in self.picks]]
+        print("  ".join(f"{h:>12}" for h in header))
+
+    def next_stop(self, done: int) -> int:
+        return min(self.steps, (done // self.every + 1) * self.every)
+
+    def show(self, snap, elapsed: float) -> None:
+        if snap.step % self.every and snap.step != self.steps and not snap.diverged:
+            return  # a stop made for someone else (TensorBoard histograms)
+        g = snap.layer_grad_norm
+        row = [str(snap.step), _fmt(snap.loss), _fmt(snap.learning_rate),
+               _fmt(snap.grad_norm), *[_fmt(g[i]) for i in self.picks]]
+        print("  ".join(f"{v:>12}" for v in row), flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class ProgressBar:
+    """One line redrawn in place with \\r (at most ~10 times a second): percent, bar,
+    step/total, steps/s, ETA and the last minibatch loss. For a terminal."""
+
+    REDRAW = 0.1  # seconds between redraws, and the time a chunk of steps aims for
+
+    def __init__(self, session, steps: int, stream=None):
+        self.steps = steps
+        self.stream = stream or sys.stdout
+        self.width = max(40, shutil.get_terminal_size().columns - 1)
+        self.chunk = 1  # grows to ~REDRAW seconds of steps once the speed is known
+        self._drawn = 0.0
+        self._len = 0
+        self._first: tuple[int, float] | None = None
+        self._draw(0, float("nan"), 0.0)
+
+    def next_stop(self, done: int) -> int:
+        return min(self.steps, done + self.chunk)
+
+    def show(self, snap, elapsed: float) -> None:
+        # speed measured from the first stop on: the first step may include compiling
+        if self._first is None:
+            self._first = (snap.step, elapsed)
+        steps, seconds = snap.step - self._first[0], elapsed - self._first[1]
+        rate = steps / seconds if steps > 0 and seconds > 0 else 0.0
+        self.chunk = max(1, min(int(rate * self.REDRAW), 100_000)) if rate else 2 * self.chunk
+        now = time.perf_counter()
+        if now - self._drawn >= self.REDRAW or snap.step >= self.steps or snap.diverged:
+            self._draw(snap.step, snap.loss, rate)
+
+    def _draw(self, done: int, loss: float, rate: float) -> None:
+        self._drawn = time.perf_counter()
+        eta = (self.steps - done) / rate if rate > 0 else float("nan")
+        speed = f"{rate:,.0f}" if rate > 0 else "-"
+        right = (f" {done}/{self.steps}  {speed} steps/s  ETA {_clock(eta)}"
+                 f"  loss {_fmt(loss) if done else '-'}")
+        # the bar's length stays put while the numbers after it change width
+        room = self.width - len(f"100% [] {self.steps}/{self.steps}  999,999 steps/s  "
+                                "ETA 00:00:00  loss -0.0000e+00")
+        n = max(10, min(30, room))
+        filled = int(n * done / self.steps)
+        line = f"{100 * done / self.steps:3.0f}% [{'#' * filled}{'-' * (n - filled)}]{right}"
+        line = line[: self.width]
+        self.stream.write("\r" + line + " " * max(0, self._len - len(line)))
+        self.stream.flush()
+        self._len = len(line)
+
+    def close(self) -> None:
+        self.stream.write("\n")  # keep the last state of the bar on screen
+        self.stream.flush()
+
+
+class Silent:
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def next_stop(self, done: int) -> int:
+        return self.steps
+
+    def show(self, snap, elapsed: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+Display = PlainLines | ProgressBar | Silent
+
+
+def _train(session, steps: int, display: Display, tb) -> tuple[Snapshot, float, bool]:
+    """Step to `steps`, stopping where the display and the TensorBoard log want to.
+    Returns (last snapshot, seconds, interrupted by Ctrl+C)."""
+    snap = session.snapshot()
+    t0 = time.perf_counter()
+    try:
+        while snap.step < steps:
+            stop = display.next_stop(snap.step)
+            if tb is not None:
+                # land on histogram steps, and read the history before it thins its rows
+                k = tb.histogram_every
+                stop = min(stop, (snap.step // k + 1) * k, snap.step + 2048)
+            snap = session.step(stop - snap.step)
+            if tb is not None:
+                tb.update(session)
+            display.show(snap, time.perf_counter() - t0)
+            if snap.diverged:
+                break
+    except KeyboardInterrupt:
+        snap = session.snapshot()
+        return snap, time.perf_counter() - t0, True
+    finally:
+        display.close()
+    return snap, time.perf_counter() - t0, False
+
+
+def _open_tensorboard(path: str):
+    """The folder for --tensorboard, made now so that a bad path fails before training."""
+    try:
+        import tensorboardX  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        raise _Bad("--tensorboard needs the tensorboardX package: "
+                   "pip install tensorboardX") from None
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise _Bad(f"--tensorboard: {path!r} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _Bad(f"--tensorboard: cannot make the folder {path!r}: "
+                   f"{exc.strerror or exc}") from None
+    return folder
+
+
+class _Bad(Exception):
+    """Bad input found by the command line itself (exits 2 with the message)."""
+
+
+def _summary(session, snap, elapsed: float, setup: float, interrupted: bool) -> list[str]:
+    ev = session.evaluate()
+    lines = [f"# done: {snap.step} steps in {elapsed:.2f} s "
+             f"({snap.step / max(elapsed, 1e-9):.0f} steps/s; set-up {setup:.2f} s)"]
+    if interrupted:
+        lines[0] = "# interrupted" + lines[0][len("# done"):]
+    text = f"# train loss {_fmt(ev.train_loss)}, validation loss {_fmt(ev.val_loss)}"
+    if not math.isnan(ev.train_accuracy):
+        text += (f", train accuracy {ev.train_accuracy:.3f}"
+                 f", validation accuracy {ev.val_accuracy:.3f}")
+    lines.append(text)
+    return lines
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from engine import config as config_io
     from engine.config import ConfigError, ExperimentConfig, set_dotted
@@ -66,48 +235,48 @@ def cmd_run(args: argparse.Namespace) -> int:
             config = ExperimentConfig.from_dict(data)
         t0 = time.perf_counter()
         session = TrainingSession(config, auto_probe=False)  # nothing here shows probes
-    except ConfigError as exc:
+        tb_dir = _open_tensorboard(args.tensorboard) if args.tensorboard else None
+    except (ConfigError, _Bad) as exc:
         return _error(str(exc))
     steps = args.steps if args.steps is not None else config.run.steps
-    every = max(1, args.every or max(1, steps // 20))
-    picks = _layer_picks(session.n_layers)
-    names = session.layer_names
-    print(f"# {config.name}: {len(session.x_train)} training points, "
-          f"{session.n_layers} layers, {session.model.n_params} parameters, "
-          f"{steps} steps of batch {session.batch_size}")
-    header = ["step", "loss", "lr", "grad_norm", *[f"g[{names[i]}]" for i in picks]]
-    print("  ".join(f"{h:>12}" for h in header))
-    done = 0
-    snap = session.snapshot()
-    t_train = time.perf_counter()
-    while done < steps:
-        snap = session.step(min(every, steps - done))
-        done = snap.step
-        g = snap.layer_grad_norm
-        row = [str(snap.step), _fmt(snap.loss), _fmt(snap.learning_rate),
-               _fmt(snap.grad_norm), *[_fmt(g[i]) for i in picks]]
-        print("  ".join(f"{v:>12}" for v in row), flush=True)
-        if snap.diverged:
-            break
-    elapsed = time.perf_counter() - t_train
-    ev = session.evaluate()
-    print(f"# done: {snap.step} steps in {elapsed:.2f} s ({snap.step / max(elapsed, 1e-9):.0f} "
-          f"steps/s; set-up {t_train - t0:.2f} s)")
-    summary = f"# train loss {_fmt(ev.train_loss)}, validation loss {_fmt(ev.val_loss)}"
-    if not math.isnan(ev.train_accuracy):
-        summary += f", train accuracy {ev.train_accuracy:.3f}"
-        summary += f", validation accuracy {_fmt(ev.val_accuracy)}"
-    print(summary)
+    say = (lambda *a: None) if args.quiet else print
+    say(f"# {config.name}: {len(session.x_train)} training points, "
+        f"{session.n_layers} layers, {session.model.n_params} parameters, "
+        f"{steps} steps of batch {session.batch_size}")
+    display: Display
+    if args.quiet:
+        display = Silent(steps)
+    elif sys.stdout.isatty() and not args.no_progress:
+        display = ProgressBar(session, steps)
+    else:
+        display = PlainLines(session, steps, max(1, args.every or max(1, steps // 20)))
+    tb = None
+    try:
+        if tb_dir is not None:
+            from engine.tensorboard_log import TensorBoardLog
+
+            tb = TensorBoardLog(tb_dir, session, steps)
+        setup = time.perf_counter() - t0
+        snap, elapsed, interrupted = _train(session, steps, display, tb)
+        for line in _summary(session, snap, elapsed, setup, interrupted):
+            print(line)
+        if tb is not None:
+            tb.finish(session)  # the final evaluation and histograms
+    finally:
+        if tb is not None:
+            tb.close()
+    if tb is not None:
+        say(f"# TensorBoard logs written to {tb_dir}")
     if out is not None:
         try:
             write_history_csv(session, out)
         except OSError as exc:
             return _error(f"cannot write {str(out)!r}: {exc.strerror or exc}")
-        print(f"# history written to {out}")
-    if snap.diverged:
+        say(f"# history written to {out}")
+    if snap.divergence is not None:
         print(f"# {snap.divergence.message}")
         return 1
-    return 0
+    return 130 if interrupted else 0
 
 
 def write_history_csv(session, path: Path) -> None:
@@ -154,10 +323,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train an experiment and print progress")
     run.add_argument("experiment", help="experiment TOML file")
     run.add_argument("--steps", type=int, help="steps to train (default: run.steps)")
-    run.add_argument("--every", type=int, help="print a line every K steps")
+    run.add_argument("--every", type=int,
+                     help="plain lines: print a line every K steps")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a field, e.g. optimizer.learning_rate=0.1")
     run.add_argument("--out", help="write the per-step history to this CSV file")
+    run.add_argument("--tensorboard", metavar="DIR",
+                     help="write TensorBoard logs (scalars, weight and gradient histograms) "
+                          "into this folder (one run per folder)")
+    run.add_argument("--no-progress", action="store_true",
+                     help="plain lines even on a terminal (instead of a progress bar)")
+    run.add_argument("--quiet", "-q", action="store_true",
+                     help="print only the summary at the end")
     run.set_defaults(func=cmd_run)
     lst = sub.add_parser("list", help="list datasets, activations, initializers, ...")
     lst.set_defaults(func=cmd_list)

@@ -1,15 +1,19 @@
-"""`python -m engine run`: progress lines, overrides, the history CSV, and error exits (2 with
-one "error: ..." line for bad input, 1 for a diverged run), never a traceback."""
+"""`python -m engine run`: progress lines (a progress bar on a terminal), overrides, the
+history CSV, TensorBoard logs read back, and error exits (2 with one "error: ..." line for bad
+input, 1 for a diverged run, 130 for Ctrl+C), never a traceback."""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import engine
@@ -66,6 +70,7 @@ def test_run_prints_a_header_and_a_progress_line_every_k_steps(capsys):
     g = snap.layer_grad_norm
     assert [float(v) for v in last[4:]] == pytest.approx([g[0], g[2], g[4]], rel=1e-3)
     assert "# done: 50 steps" in out and "train accuracy" in out
+    assert "\r" not in out  # not a terminal: plain lines, no progress bar
 
 
 def test_set_overrides_a_field(capsys):
@@ -106,6 +111,209 @@ def test_list_names_every_registry_entry(capsys):
             assert f"  {key} " in out, key
 
 
+# -- on a terminal ------------------------------------------------------------------------
+class Terminal(io.StringIO):
+    """A stdout that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run_on_terminal(monkeypatch, capsys, *argv) -> tuple[int, str]:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    code, _, err = run(capsys, *argv)
+    assert err == ""
+    return code, terminal.getvalue()
+
+
+BAR = re.compile(r"^\s*(\d+)% \[([#-]+)\] (\d+)/(\d+)  (\S+) steps/s  ETA (\S+)  loss (\S+)\s*$")
+
+
+def test_a_terminal_gets_one_self_updating_progress_line_then_the_summary(monkeypatch, capsys):
+    monkeypatch.setattr(cli.ProgressBar, "REDRAW", 0.0)  # redraw at every stop
+    code, out = run_on_terminal(monkeypatch, capsys, "run", SPIRAL, "--steps", 50)
+    assert code == 0
+    first, rest = out.split("\n", 1)
+    assert first.startswith("# Spiral, tanh, Xavier")
+    bar_line, summary = rest.split("\n", 1)
+    frames = [BAR.match(f) for f in bar_line.split("\r")[1:]]
+    assert len(frames) > 10 and all(frames)  # every redraw is a whole bar
+    steps = [int(f[3]) for f in frames]
+    assert steps[0] == 0 and steps[-1] == 50 and steps == sorted(steps)
+    assert all(int(f[4]) == 50 for f in frames)
+    assert [int(f[1]) for f in frames] == [100 * s // 50 for s in steps]
+    bars = [f[2] for f in frames]
+    assert len(set(map(len, bars))) == 1  # the bar keeps its length
+    assert bars[0].count("#") == 0 and bars[-1].count("-") == 0
+    _, snap = expected_snapshot(SPIRAL, 50)
+    last = frames[-1]
+    assert float(last[7]) == pytest.approx(snap.loss, rel=1e-3)
+    assert float(last[5].replace(",", "")) > 0 and last[6] == "00:00"
+    assert header_free(out)  # no table on a terminal
+    lines = summary.splitlines()
+    assert lines[0].startswith("# done: 50 steps in ") and " steps/s" in lines[0]
+    assert lines[1].startswith("# train loss ") and "validation accuracy" in lines[1]
+
+
+def header_free(out: str) -> bool:
+    return all(line.split()[:1] != ["step"] for line in out.splitlines())
+
+
+def test_no_progress_prints_plain_lines_on_a_terminal(monkeypatch, capsys):
+    code, out = run_on_terminal(monkeypatch, capsys, "run", SPIRAL, "--steps", 20, "--every",
+                                10, "--no-progress")
+    assert code == 0 and "\r" not in out
+    assert [int(r[0]) for r in progress_rows(out)] == [10, 20]
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_quiet_prints_only_the_summary(monkeypatch, capsys, terminal):
+    if terminal:
+        code, out = run_on_terminal(monkeypatch, capsys, "run", SPIRAL, "--steps", 20, "-q")
+    else:
+        code, out, _ = run(capsys, "run", SPIRAL, "--steps", 20, "--quiet")
+    assert code == 0 and "\r" not in out
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("# done: 20 steps") and lines[1].startswith("# train loss")
+
+
+def test_a_diverging_run_ends_the_bar_and_says_why(monkeypatch, capsys):
+    code, out = run_on_terminal(monkeypatch, capsys, "run", EXPERIMENTS / "exploding_lr.toml",
+                                "--steps", 100)
+    assert code == 1
+    _, snap = expected_snapshot(EXPERIMENTS / "exploding_lr.toml", 100)
+    bar_line = out.split("\n")[1]
+    assert BAR.match(bar_line.split("\r")[-1])[3] == str(snap.step)
+    assert out.splitlines()[-1] == f"# {snap.divergence.message}"
+
+
+# -- TensorBoard --------------------------------------------------------------------------
+def read_events(folder: Path):
+    """The one event file in `folder`, every scalar and histogram loaded."""
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+    acc = event_accumulator.EventAccumulator(
+        str(folder), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def scalars(acc, tag: str) -> tuple[list[int], list[float]]:
+    events = acc.Scalars(tag)
+    return [e.step for e in events], [e.value for e in events]
+
+
+LAYERS = ["hidden_1", "hidden_2", "hidden_3", "hidden_4", "output"]
+
+
+def test_tensorboard_logs_read_back(capsys, tmp_path):
+    logdir = tmp_path / "logs" / "spiral"  # made, parents and all
+    code, out, err = run(capsys, "run", SPIRAL, "--steps", 120, "--tensorboard", logdir)
+    assert code == 0 and err == ""
+    assert f"# TensorBoard logs written to {logdir}" in out
+    acc = read_events(logdir)
+    session, _ = expected_snapshot(SPIRAL, 120)
+    session.evaluate()  # the command line's summary evaluates at the end
+    h = session.history
+
+    # every step (a short run is not thinned); float32 in the file
+    for tag, column in [("lr", h.lr), ("loss/minibatch", h.loss),
+                        ("grad_norm/global", h.grad_norm)]:
+        steps, values = scalars(acc, tag)
+        assert steps == list(range(1, 121)), tag
+        assert values == pytest.approx(column.tolist(), rel=1e-6), tag
+    layer_norms = np.hypot(h.grad_w, h.grad_b)  # (steps, layers)
+    for l, name in enumerate(LAYERS):
+        steps, values = scalars(acc, f"grad_norm/{name}")
+        assert steps == list(range(1, 121))
+        assert values == pytest.approx(layer_norms[:, l].tolist(), rel=1e-6)
+
+    # evaluations: at the start, every run.eval_every (50) steps and at the end
+    assert h.eval_steps.tolist() == [0, 50, 100, 120]
+    for tag, column in [("loss/train", h.eval_train_loss), ("loss/validation", h.eval_val_loss),
+                        ("accuracy/train", h.eval_train_accuracy),
+                        ("accuracy/validation", h.eval_val_accuracy)]:
+        steps, values = scalars(acc, tag)
+        assert steps == [0, 50, 100, 120], tag
+        assert values == pytest.approx(column.tolist(), rel=1e-6), tag
+
+    # histograms per layer, at the evaluation steps and the end
+    tags = acc.Tags()["histograms"]
+    assert sorted(tags) == sorted([f"{kind}/{n}" for kind in ("weights", "gradients")
+                                   for n in LAYERS])
+    _, grads = session.loss_and_gradients(session.probe_x, session.probe_y)
+    for l, name in enumerate(LAYERS):
+        weights, _ = session.get_layer(l)
+        for kind, values in (("weights", weights), ("gradients", grads[l][0])):
+            events = acc.Histograms(f"{kind}/{name}")
+            assert [e.step for e in events] == [0, 50, 100, 120]
+            last = events[-1].histogram_value
+            assert last.num == values.size and sum(last.bucket) == values.size
+            assert (last.min, last.max) == pytest.approx((values.min(), values.max()))
+
+
+def test_tensorboard_thins_long_runs(capsys, tmp_path, monkeypatch):
+    from engine import tensorboard_log
+
+    monkeypatch.setattr(tensorboard_log, "MAX_POINTS", 10)
+    monkeypatch.setattr(tensorboard_log, "MAX_LAYER_POINTS", 4)
+    monkeypatch.setattr(tensorboard_log, "MAX_HISTOGRAMS", 1)
+    code, _, _ = run(capsys, "run", SPIRAL, "--steps", 100, "--every", 30,
+                     "--tensorboard", tmp_path)
+    assert code == 0
+    acc = read_events(tmp_path)
+    assert scalars(acc, "lr")[0] == list(range(10, 101, 10))
+    assert scalars(acc, "grad_norm/output")[0] == [25, 50, 75, 100]
+    assert [e.step for e in acc.Histograms("weights/output")] == [0, 100]
+    assert scalars(acc, "loss/validation")[0] == [0, 50, 100]
+
+
+def test_tensorboard_logs_of_a_diverged_run_are_complete(capsys, tmp_path):
+    code, _, _ = run(capsys, "run", EXPERIMENTS / "exploding_lr.toml", "--steps", 100,
+                     "--tensorboard", tmp_path)
+    assert code == 1
+    _, snap = expected_snapshot(EXPERIMENTS / "exploding_lr.toml", 100)
+    acc = read_events(tmp_path)
+    assert scalars(acc, "lr")[0] == list(range(1, snap.divergence.step))  # the finite steps
+    assert acc.Histograms("weights/output")[-1].step == snap.step
+
+
+def test_ctrl_c_stops_the_run_and_still_writes_everything(capsys, tmp_path, monkeypatch):
+    from engine.session import TrainingSession
+
+    real_step = TrainingSession.step
+    calls = []
+
+    def step(self, n=1):
+        calls.append(n)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(self, n)
+
+    monkeypatch.setattr(TrainingSession, "step", step)
+    csv_path = tmp_path / "h.csv"
+    code, out, err = run(capsys, "run", SPIRAL, "--steps", 100, "--every", 10,
+                         "--tensorboard", tmp_path / "tb", "--out", csv_path)
+    assert code == 130 and "Traceback" not in err
+    assert [int(r[0]) for r in progress_rows(out)] == [10, 20]
+    assert "# interrupted: 20 steps in " in out and "# train loss" in out
+    assert len(csv_path.read_text().splitlines()) == 1 + 20
+    acc = read_events(tmp_path / "tb")
+    assert scalars(acc, "lr")[0] == list(range(1, 21))
+    assert scalars(acc, "loss/train")[0] == [0, 20]
+
+
+def test_tensorboard_without_tensorboardx_is_a_one_line_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails
+    code, out, err = run(capsys, "run", SPIRAL, "--tensorboard", tmp_path)
+    assert code == 2 and out == ""
+    assert err == ("error: --tensorboard needs the tensorboardX package: "
+                   "pip install tensorboardX\n")
+
+
 # -- errors -------------------------------------------------------------------------------
 def _bad_file(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "bad.toml"
@@ -134,16 +342,21 @@ def _bad_file(tmp_path: Path, text: str) -> Path:
         (lambda t: ["run", SPIRAL, "--steps", "-5"], "--steps must be >= 1, got -5"),
         (lambda t: ["run", SPIRAL, "--out", t / "no_such_folder" / "h.csv"], "--out"),
         (lambda t: ["run", SPIRAL, "--out", t], "--out"),
+        (lambda t: ["run", SPIRAL, "--tensorboard", _bad_file(t, "")],
+         "--tensorboard: '{t}/bad.toml' is a file, not a folder"),
+        (lambda t: ["run", SPIRAL, "--tensorboard", _bad_file(t, "") / "logs"],
+         "--tensorboard: cannot make the folder '{t}/bad.toml/logs'"),
     ],
     ids=["missing", "folder", "bad-toml", "unknown-field", "range-in-file", "range-via-set",
          "bad-name-via-set", "unknown-via-set", "set-without-equals", "steps-0", "steps-neg",
-         "out-no-folder", "out-is-folder"],
+         "out-no-folder", "out-is-folder", "tensorboard-is-a-file",
+         "tensorboard-under-a-file"],
 )
 def test_bad_input_exits_2_with_one_error_line(capsys, tmp_path, args, fragment):
     code, out, err = run(capsys, *args(tmp_path))
     assert code == 2
     assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1
-    assert fragment in err
+    assert fragment.format(t=tmp_path) in err
     assert "Traceback" not in err + out
     assert progress_rows(out) == []  # nothing was trained
 
