@@ -4,11 +4,18 @@
 
 opens the window, trains N steps, saves a screenshot of the whole window and exits 0
 (non-zero on any error).
+
+    gradient-lab --self-test
+
+checks an installation: opens the window offscreen, trains SELF_TEST_STEPS steps of the
+default experiment, checks the training loss fell, prints one line and exits 0 (non-zero
+with the reason otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quit", action="store_true", help="exit when the scripted run is done")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="scripted runs: give up (exit 3) after this many seconds")
+    p.add_argument("--self-test", action="store_true",
+                   help="check this installation: train briefly offscreen, exit 0 if the loss fell")
     return p
 
 
@@ -30,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # the worker process, in a frozen (PyInstaller) bundle
     args = build_parser().parse_args(argv)
-    from desktop_app.app import run
+    if args.self_test:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # also on a desktop: no window flashes up
+    from desktop_app.app import SELF_TEST_STEPS, run
 
+    if args.self_test:
+        return run(run_steps=SELF_TEST_STEPS, quit_after=True, timeout=args.timeout,
+                   self_test=True)
     path = args.experiment or args.experiment_file
     return run(
         experiment=Path(path) if path else None,

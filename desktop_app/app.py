@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from importlib import resources
@@ -12,7 +13,9 @@ from engine.config import ConfigError
 
 APP_NAME = "Gradient Lab"
 ORGANIZATION = "GradientLab"
+DESKTOP_FILE = "gradient-lab"  # the .desktop entry's name (packaging/), for the icon on Wayland
 DEFAULT_EXPERIMENT = "spiral_tanh.toml"
+SELF_TEST_STEPS = 300
 
 
 def default_config():
@@ -32,7 +35,13 @@ def make_app():
     if app is None:
         QApplication.setApplicationName(APP_NAME)
         QApplication.setOrganizationName(ORGANIZATION)
+        QApplication.setDesktopFileName(DESKTOP_FILE)
         app = QApplication(sys.argv[:1])
+        icon = resources.files("resources.icons").joinpath("gradient-lab.png")
+        if icon.is_file():
+            from PySide6.QtGui import QIcon
+
+            app.setWindowIcon(QIcon(str(icon)))
     configure_pyqtgraph()
     return app
 
@@ -41,9 +50,11 @@ class ScriptedRun:
     """Train N steps once the window is ready, then screenshot and (optionally) quit."""
 
     def __init__(self, window, app, steps: int, screenshot: Path | None, quit_after: bool,
-                 timeout: float):
+                 timeout: float, self_test: bool = False):
         self.window, self.app = window, app
         self.steps, self.screenshot, self.quit_after = steps, screenshot, quit_after
+        self.self_test = self_test
+        self.t0 = time.monotonic()
         self.deadline = time.monotonic() + timeout
         self.exit_code = 0
         self.started = False
@@ -74,7 +85,10 @@ class ScriptedRun:
             return
         done = snap.step >= self.steps or snap.diverged
         if done and w.mailbox_empty():
-            self.finish(0, f"trained {snap.step} steps, loss {snap.loss:.4g}")
+            if self.self_test:
+                self.finish(*self_test_verdict(w.config, snap, time.monotonic() - self.t0))
+            else:
+                self.finish(0, f"trained {snap.step} steps, loss {snap.loss:.4g}")
 
     def finish(self, code: int, message: str) -> None:
         self.timer.stop()
@@ -95,8 +109,28 @@ class ScriptedRun:
             self.app.exit(self.exit_code)
 
 
+def self_test_verdict(config, snap, seconds: float) -> tuple[int, str]:
+    """(exit code, one line) for --self-test: did the training loss fall?"""
+    from engine.session import TrainingSession
+
+    head = f"self-test ({seconds:.1f} s, numba cache {os.environ.get('NUMBA_CACHE_DIR')})"
+    if snap.diverged:
+        return 1, f"{head} FAILED: the run diverged at step {snap.step}"
+    if snap.eval is None or snap.step < 1:
+        return 1, f"{head} FAILED: no evaluation after {snap.step} steps"
+    # The same seed gives the worker's initial weights: evaluate them here (cache is warm).
+    try:
+        initial = TrainingSession(config).last_eval.train_loss
+    except Exception as exc:  # a broken install shows up here too: say so, do not hang
+        return 1, f"{head} FAILED: evaluating the initial weights: {exc!r}"
+    final = snap.eval.train_loss
+    if not final < initial:
+        return 1, f"{head} FAILED: train loss did not fall ({initial:.4g} -> {final:.4g})"
+    return 0, f"{head} passed: {snap.step} steps, train loss {initial:.4g} -> {final:.4g}"
+
+
 def run(experiment: Path | None = None, run_steps: int = 0, screenshot: Path | None = None,
-        quit_after: bool = False, timeout: float = 600.0) -> int:
+        quit_after: bool = False, timeout: float = 600.0, self_test: bool = False) -> int:
     """Start the window; returns the process exit code."""
     try:
         config = config_io.load(experiment) if experiment else default_config()
@@ -112,7 +146,8 @@ def run(experiment: Path | None = None, run_steps: int = 0, screenshot: Path | N
     window.show()
     scripted = None
     if run_steps or screenshot or quit_after:
-        scripted = ScriptedRun(window, app, run_steps, screenshot, quit_after, timeout)
+        scripted = ScriptedRun(window, app, run_steps, screenshot, quit_after, timeout,
+                               self_test)
     code = app.exec()
     if scripted is not None:
         return scripted.exit_code

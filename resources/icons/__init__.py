@@ -1,0 +1,1 @@
+"""The application icon (drawn by packaging/make_icon.py)."""
