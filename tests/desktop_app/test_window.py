@@ -123,7 +123,8 @@ def test_divergence_shows_the_banner_and_rolls_back_without_a_crash(window, qtbo
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=30_000)
     assert not window.playing
     assert "diverged" in window.banner.title.text()
-    assert window.last_snapshot.diverged
+    # the event (banner) and the frame (snapshot) travel separately: wait for the frame
+    qtbot.waitUntil(lambda: window.last_snapshot.diverged, timeout=5000)
     window.banner.rollback_button.click()
     qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=5000)
     qtbot.waitUntil(lambda: window.last_snapshot is not None
